@@ -1,0 +1,185 @@
+"""Typed errors raised by the gpt4all-magic library.
+
+Every message is one line that names the next step. The magics turn any
+:class:`Gpt4AllError` into an IPython ``UsageError`` (one line, no traceback);
+library users catch the classes below.
+
+Map of the hierarchy::
+
+    Gpt4AllError
+    ├── ModelError
+    │   ├── ModelNotFoundError      unknown name or missing file
+    │   ├── NoDefaultModelError     nothing bundled, nothing configured
+    │   ├── InvalidModelFileError   not GGUF, truncated, random bytes
+    │   ├── ModelLoadError          llama.cpp refused the file
+    │   ├── NotEnoughMemoryError    RAM needed exceeds free RAM
+    │   └── ModelNotDownloadedError catalog model not on disk yet
+    ├── GenerationError
+    │   ├── EmptyPromptError
+    │   ├── ContextOverflowError    prompt does not fit the context window
+    │   ├── ModelBusyError          another caller holds the model
+    │   └── ScoringNotSupportedError
+    ├── InvalidOptionError          a generation option or setting out of range
+    ├── DownloadError
+    │   ├── OfflineError            no network / HF_HUB_OFFLINE
+    │   ├── RemoteFileNotFoundError wrong repo or filename (lists alternatives)
+    │   ├── GatedRepoError          needs a token
+    │   ├── ChecksumMismatchError   bytes do not match the expected hash
+    │   └── NotEnoughDiskError
+    ├── RemoteError                 OpenAI-compatible server problems
+    │   ├── RemoteConnectionError
+    │   ├── RemoteAuthError
+    │   └── RemoteTimeoutError
+    └── BatchInputError             bad DataFrame / template for batch work
+
+    KeyboardInterrupt
+    └── GenerationInterrupted       Ctrl-C mid-generation; carries the partial result
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BatchInputError",
+    "ChecksumMismatchError",
+    "ContextOverflowError",
+    "DownloadError",
+    "EmptyPromptError",
+    "GatedRepoError",
+    "GenerationError",
+    "GenerationInterrupted",
+    "Gpt4AllError",
+    "InvalidModelFileError",
+    "InvalidOptionError",
+    "ModelBusyError",
+    "ModelError",
+    "ModelLoadError",
+    "ModelNotDownloadedError",
+    "ModelNotFoundError",
+    "NoDefaultModelError",
+    "NotEnoughDiskError",
+    "NotEnoughMemoryError",
+    "OfflineError",
+    "RemoteAuthError",
+    "RemoteConnectionError",
+    "RemoteError",
+    "RemoteFileNotFoundError",
+    "RemoteTimeoutError",
+    "ScoringNotSupportedError",
+]
+
+
+class Gpt4AllError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class ModelError(Gpt4AllError):
+    """A model could not be found, read or loaded."""
+
+
+class ModelNotFoundError(ModelError):
+    """No model matches the name or path given."""
+
+
+class NoDefaultModelError(ModelError):
+    """No model is loaded, none is configured, and the bundled one is missing."""
+
+
+class InvalidModelFileError(ModelError):
+    """The file is not a usable GGUF file (wrong magic, truncated, corrupt)."""
+
+
+class ModelLoadError(ModelError):
+    """llama.cpp could not load a file that looked like GGUF."""
+
+
+class NotEnoughMemoryError(ModelError):
+    """Loading the model would need more RAM than is free."""
+
+
+class ModelNotDownloadedError(ModelError):
+    """A catalog model is known but its file is not on disk yet."""
+
+
+class GenerationError(Gpt4AllError):
+    """Generation could not start or run."""
+
+
+class EmptyPromptError(GenerationError):
+    """The prompt is empty or whitespace only."""
+
+
+class ContextOverflowError(GenerationError):
+    """The prompt does not fit into the model's context window."""
+
+    def __init__(self, message: str, *, prompt_tokens: int = 0, n_ctx: int = 0):
+        super().__init__(message)
+        self.prompt_tokens = prompt_tokens
+        self.n_ctx = n_ctx
+
+
+class ModelBusyError(GenerationError):
+    """Another caller (chat panel, batch job) holds the model for too long."""
+
+
+class ScoringNotSupportedError(GenerationError):
+    """The backend cannot compute log-likelihoods."""
+
+
+class InvalidOptionError(Gpt4AllError, ValueError):
+    """A generation option or setting has an invalid value."""
+
+
+class DownloadError(Gpt4AllError):
+    """A model download failed; nothing half-written is kept."""
+
+
+class OfflineError(DownloadError):
+    """The network (or the Hub) cannot be reached, or offline mode is on."""
+
+
+class RemoteFileNotFoundError(DownloadError):
+    """The repository or file does not exist on the Hub."""
+
+
+class GatedRepoError(DownloadError):
+    """The repository needs an access token (gated or private)."""
+
+
+class ChecksumMismatchError(DownloadError):
+    """The downloaded bytes do not match the expected hash."""
+
+
+class NotEnoughDiskError(DownloadError):
+    """The disk has less free space than the file needs."""
+
+
+class RemoteError(Gpt4AllError):
+    """An OpenAI-compatible server failed or refused a request."""
+
+
+class RemoteConnectionError(RemoteError):
+    """The server cannot be reached or dropped the connection."""
+
+
+class RemoteAuthError(RemoteError):
+    """The server refused the API key (HTTP 401/403)."""
+
+
+class RemoteTimeoutError(RemoteError):
+    """The server did not answer within the configured timeout."""
+
+
+class BatchInputError(Gpt4AllError, ValueError):
+    """A DataFrame, column or template given to a batch function is unusable."""
+
+
+class GenerationInterrupted(KeyboardInterrupt):
+    """Ctrl-C (a kernel interrupt) stopped a generation; ``result`` holds the partial answer.
+
+    It is a ``KeyboardInterrupt`` so that loops over many prompts still stop; the magics catch it
+    and keep the partial text as the cell's result.
+    """
+
+    def __init__(self, result: object):
+        super().__init__("generation interrupted")
+        self.result = result

@@ -1,0 +1,114 @@
+"""The backend seam: what the manager needs from an engine that runs a model.
+
+A :class:`Backend` loads a :class:`ModelRef` into a :class:`LoadedModel`. A loaded model streams a
+chat answer as text pieces, filling in a :class:`StreamStats` as it goes. Nothing here knows about
+IPython, widgets or pandas.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+from ..options import GenerationOptions
+
+__all__ = ["Backend", "LoadedModel", "Message", "ModelRef", "ScoreRequest", "ScoreResult", "StreamStats"]
+
+Message = dict  # {"role": "system" | "user" | "assistant", "content": str}
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A resolved model: a name a user would type and where its weights are."""
+
+    name: str
+    path: Path | None  # None for remote models
+    source: str  # "bundled", "installed", "file", "catalog", "remote"
+
+
+@dataclass
+class StreamStats:
+    """Filled in by :meth:`LoadedModel.stream_chat` while it streams."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str | None = None  # "stop", "length", "interrupted", "stopped", "error"
+    t_first_token: float | None = None  # time.perf_counter() when the first token was sampled
+    t_last_token: float | None = None
+    notices: list[str] = field(default_factory=list)
+
+    def token_sampled(self) -> None:
+        now = time.perf_counter()
+        if self.t_first_token is None:
+            self.t_first_token = now
+        self.t_last_token = now
+        self.completion_tokens += 1
+
+
+@dataclass(frozen=True)
+class ScoreRequest:
+    """Log-likelihood of ``continuation`` given ``context`` (both raw text, no chat template)."""
+
+    context: str
+    continuation: str
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    logprob: float  # sum of the continuation tokens' log-probabilities (nats)
+    n_tokens: int
+    is_greedy: bool
+    token_logprobs: tuple[float, ...] = ()
+
+
+class LoadedModel(abc.ABC):
+    """A model held in memory (or a server-side model) that can stream answers."""
+
+    name: str
+    ref: ModelRef
+    n_ctx: int
+    n_threads: int
+    backend_name: str = "?"
+
+    @abc.abstractmethod
+    def stream_chat(self, messages: Sequence[Message], options: GenerationOptions, stats: StreamStats,
+                    should_stop: Callable[[], bool], *, reuse_cache: bool = False) -> Iterator[str]:
+        """Yield the answer to ``messages`` piece by piece; raise ContextOverflowError before yielding.
+
+        ``reuse_cache`` lets the engine keep an evaluated prompt prefix (faster for a growing chat);
+        without it the prompt is evaluated from scratch, so the same call gives the same answer.
+        """
+
+    @abc.abstractmethod
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        """How many prompt tokens ``messages`` take with the chat template applied."""
+
+    def recover(self) -> None:
+        """Bring internal state back to consistent after an interrupted generation."""
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[ScoreResult]:
+        """Log-likelihoods of continuations; backends that cannot score raise ScoringNotSupportedError."""
+        from ..errors import ScoringNotSupportedError
+
+        raise ScoringNotSupportedError(f"The {self.backend_name} backend cannot compute log-likelihoods.")
+
+    def describe(self) -> dict[str, Any]:
+        """Facts for ``%gpt4all status``."""
+        return {}
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Free native memory; the object is unusable afterwards."""
+
+
+class Backend(abc.ABC):
+    """Loads models. One backend instance serves a whole kernel."""
+
+    name: str = "?"
+
+    @abc.abstractmethod
+    def load(self, ref: ModelRef, *, n_ctx: int, n_threads: int) -> LoadedModel:
+        """Load ``ref``; raise ModelLoadError (or a subclass of ModelError) on failure."""

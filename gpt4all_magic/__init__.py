@@ -1,0 +1,85 @@
+"""gpt4all-magic: local, quantized language models native to Jupyter.
+
+``%load_ext gpt4all_magic`` registers ``%%gpt4all`` and ``%gpt4all``. From code::
+
+    import gpt4all_magic as g4
+    g4.generate("Write a haiku about tea.", temp=0).text
+    chat = g4.ChatSession(system_prompt="Be brief.")
+
+Importing this package is light: llama_cpp, pandas, huggingface_hub and ipywidgets load on first use.
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib import import_module
+from typing import Any
+
+from .errors import GenerationInterrupted, Gpt4AllError
+from .options import GenerationOptions
+
+__all__ = [
+    "ChatSession",
+    "GenerationInterrupted",
+    "GenerationOptions",
+    "GenerationResult",
+    "Gpt4AllError",
+    "ModelManager",
+    "generate",
+    "get_manager",
+    "list_models",
+    "load",
+    "load_ipython_extension",
+    "model_info",
+    "status",
+    "unload",
+    "unload_ipython_extension",
+]
+
+# Library convention: no output unless the application configures logging (llama.cpp's native log
+# lines go to the "gpt4all_magic.llama_cpp" logger and must never reach a cell by default).
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+_LAZY = {
+    "ChatSession": ("generation", "ChatSession"),
+    "generate": ("generation", "generate"),
+    "GenerationResult": ("manager", "GenerationResult"),
+    "ModelManager": ("manager", "ModelManager"),
+    "get_manager": ("manager", "get_manager"),
+    "load": ("api", "load"),
+    "unload": ("api", "unload"),
+    "status": ("api", "status"),
+    "list_models": ("api", "list_models"),
+    "model_info": ("api", "model_info"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module, attr = _LAZY[name]
+        value = getattr(import_module(f".{module}", __name__), attr)
+        globals()[name] = value
+        return value
+    if name == "__version__":
+        from importlib.metadata import version
+
+        return version("gpt4all-magic")
+    raise AttributeError(f"module 'gpt4all_magic' has no attribute '{name}'")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext gpt4all_magic``."""
+    from .magics import load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext gpt4all_magic``."""
+    from .magics import unload
+
+    unload(ipython)

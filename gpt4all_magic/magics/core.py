@@ -1,0 +1,391 @@
+"""``%%gpt4all`` (the cell is the prompt) and ``%gpt4all`` (model management): parse, call the
+library, present the result. Kernel-level settings are traitlets on :class:`Gpt4AllMagics`."""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import keyword
+import sys
+import traceback
+from typing import Any, Callable
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from traitlets import Bool, CaselessStrEnum, Dict, Float, Int, TraitError, Unicode, observe, validate
+
+from .. import catalog
+from ..errors import GenerationInterrupted, Gpt4AllError
+from ..generation import ChatSession, generate
+from ..manager import GenerationResult, ModelManager, get_manager
+from ..options import GenerationOptions, option_specs
+from ..prompts import interpolate
+from ..render import extract_code
+from ._base import SUBCOMMANDS, Parser, Table, arg, subcommand, usage_errors
+from ._stream import StreamDisplay
+
+__all__ = ["Gpt4AllMagics", "cell_parser"]
+
+CELL_EXTENSIONS: list[Callable[[Parser], None]] = []  # other modules add cell flags (e.g. --df)
+CELL_HANDLERS: list[Callable[[Gpt4AllMagics, argparse.Namespace, str], Any]] = []  # first non-None wins
+
+
+def cell_parser() -> Parser:
+    """The ``%%gpt4all`` flags, generated from the options definition."""
+    p = Parser(prog="%%gpt4all", description="The cell is the prompt; {name} inserts a variable.",
+               epilog="Examples:\n  %%gpt4all -t 0 -n 50\n  Summarize {text} in one sentence.")
+    p.add_argument("-m", "--model", help="Model name or .gguf path (default: the loaded/default model).")
+    p.add_argument("-o", "--out", metavar="VAR", help="Also store the answer (a str) in this variable.")
+    p.add_argument("-f", "--format", choices=("markdown", "text", "code"), default=None,
+                   help="How to show the answer; 'code' also puts its code into a new cell below.")
+    p.add_argument("--chat", action="store_true",
+                   help="Continue the kernel's conversation (see `%gpt4all reset`) instead of a fresh turn.")
+    for spec in option_specs():
+        kwargs: dict[str, Any] = {"dest": spec.name, "default": None,
+                                  "help": f"{spec.help} (default: {spec.default!r})"}
+        if spec.kind is list:
+            kwargs.update(action="append", metavar="TEXT")
+        else:
+            kwargs.update(type=_cli_type(spec), metavar=spec.name.upper())
+        p.add_argument(*spec.cli_flags, **kwargs)
+    for extend in CELL_EXTENSIONS:
+        extend(p)
+    return p
+
+
+def _cli_type(spec: Any) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        if spec.kind is str:
+            return text
+        try:
+            return spec.kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{spec.name} must be {'an integer' if spec.kind is int else 'a number'}, got {text!r}") from None
+
+    convert.__name__ = spec.name
+    return convert
+
+
+@magics_class
+class Gpt4AllMagics(Magics):
+    """``%%gpt4all`` / ``%gpt4all``. Configure with ``%config Gpt4AllMagics.<trait> = …``."""
+
+    default_model = Unicode("", help="Model used when none is loaded or named: a name from `%gpt4all list` "
+                                     "or a .gguf path. Empty: the bundled SmolLM2 model.").tag(config=True)
+    models_dir = Unicode("", help="Folder of .gguf models. Empty: $GPT4ALL_MAGIC_MODELS_DIR or "
+                                  "~/.cache/gpt4all-magic/models.").tag(config=True)
+    n_ctx = Int(4096, help="Context window for models loaded without --n-ctx (capped at the model's "
+                           "training context).").tag(config=True)
+    n_threads = Int(0, help="CPU threads for llama.cpp; 0 = the number of physical cores.").tag(config=True)
+    options = Dict(help="Default generation options, e.g. {'temp': 0.2, 'max_tokens': 400}; flags override "
+                        "them per cell.").tag(config=True)
+    output_format = CaselessStrEnum(["markdown", "text", "code"], "markdown",
+                                    help="How %%gpt4all shows answers by default.").tag(config=True)
+    show_status = Bool(True, help="Print a status line (model, tokens, tokens/s, seed) after each "
+                                  "answer.").tag(config=True)
+    busy_timeout = Float(300.0, help="Seconds a cell waits for the model while another task (chat panel, "
+                                     "batch job) uses it, before failing with 'model busy'.").tag(config=True)
+    display_mode = CaselessStrEnum(["auto", "rich", "text"], "auto",
+                                   help="'rich' updates a display in place (notebooks), 'text' writes to "
+                                        "stdout (terminals); 'auto' picks by the shell.").tag(config=True)
+    update_interval = Float(0.05, help="Seconds between display updates while streaming.").tag(config=True)
+
+    def __init__(self, shell: Any = None, manager: ModelManager | None = None, **kwargs: Any):
+        super().__init__(shell=shell, **kwargs)
+        self.manager = manager or get_manager()
+        self._conversation: ChatSession | None = None
+        self._quiet_ids: list[int] = []
+        self._apply_settings()
+
+    # -- settings --------------------------------------------------------------------------------
+    def _apply_settings(self) -> None:
+        m = self.manager
+        m.default_model = self.default_model or None
+        if self.models_dir:
+            from pathlib import Path
+
+            m.models_dir = Path(self.models_dir).expanduser()
+        m.n_ctx = self.n_ctx
+        m.n_threads = self.n_threads or None
+        m.busy_timeout = self.busy_timeout
+
+    @observe("default_model", "models_dir", "n_ctx", "n_threads", "busy_timeout")
+    def _settings_changed(self, change: dict[str, Any]) -> None:
+        self._apply_settings()
+
+    @validate("options")
+    def _valid_options(self, proposal: dict[str, Any]) -> dict[str, Any]:
+        try:
+            GenerationOptions.from_mapping(proposal["value"])
+        except Gpt4AllError as exc:
+            raise TraitError(str(exc)) from None
+        return proposal["value"]
+
+    @validate("n_ctx")
+    def _valid_n_ctx(self, proposal: dict[str, Any]) -> int:
+        if proposal["value"] < 16:
+            raise TraitError(f"n_ctx must be at least 16, got {proposal['value']}.")
+        return proposal["value"]
+
+    @validate("n_threads")
+    def _valid_threads(self, proposal: dict[str, Any]) -> int:
+        if proposal["value"] < 0:
+            raise TraitError(f"n_threads must be 0 (auto) or a positive number, got {proposal['value']}.")
+        return proposal["value"]
+
+    @property
+    def default_options(self) -> GenerationOptions:
+        return GenerationOptions.from_mapping(self.options)
+
+    @property
+    def conversation(self) -> ChatSession:
+        """The kernel-level conversation used by ``%%gpt4all --chat``."""
+        if self._conversation is None:
+            self._conversation = ChatSession(manager=self.manager)
+        return self._conversation
+
+    # -- %%gpt4all -------------------------------------------------------------------------------
+    @cell_magic("gpt4all")
+    def gpt4all_cell(self, line: str, cell: str) -> Any:
+        """Send the cell to the model; the answer streams in and is the cell's value (a str)."""
+        args = cell_parser().parse_line(line)
+        if args is None:
+            return None
+        for handler in CELL_HANDLERS:
+            result = handler(self, args, cell)
+            if result is not None:
+                return result
+        return self.answer(cell, args)
+
+    def answer(self, cell: str, args: argparse.Namespace) -> str:
+        """Run one prompt for ``%%gpt4all`` and present it."""
+        out = self._check_variable(args.out)
+        prompt, missing = interpolate(cell, self.shell.user_ns if self.shell else {})
+        prompt = prompt.lstrip("\r\n").rstrip()  # the cell's trailing newline is not part of the prompt
+        if not prompt:
+            raise UsageError("The cell is empty: write a prompt below %%gpt4all.")
+        for name in missing:
+            print(f"note: {{{name}}} left as is: no variable named '{name.split('.')[0]}' "
+                  f"(write {{{{{name}}}}} for literal braces).", file=sys.stderr)
+        with usage_errors():
+            options = self._cell_options(args)
+            fmt = args.format or self.output_format
+            result = self.stream(lambda on_text: self._ask(prompt, args, options, on_text), fmt)
+        text = result.text
+        if out:
+            self.shell.user_ns[out] = text
+        if fmt == "code" and self.shell is not None:
+            self.shell.set_next_input(extract_code(text), replace=False)
+        return self._quiet(text)
+
+    def _cell_options(self, args: argparse.Namespace) -> GenerationOptions:
+        values = {spec.name: getattr(args, spec.name) for spec in option_specs()
+                  if getattr(args, spec.name, None) is not None}
+        return GenerationOptions.from_mapping(values, base=self.default_options)
+
+    def _ask(self, prompt: str, args: argparse.Namespace, options: GenerationOptions,
+             on_text: Callable[[str], None]) -> GenerationResult:
+        if args.chat:
+            session = self.conversation
+            if args.model:
+                session.model = args.model
+            return session.send(prompt, on_text=on_text, options=options)
+        return generate(prompt, model=args.model, options=options, on_text=on_text, manager=self.manager)
+
+    def stream(self, run: Callable[[Callable[[str], None]], GenerationResult], fmt: str) -> GenerationResult:
+        """Show a generation as it streams; on Ctrl-C keep and show the partial answer."""
+        display = StreamDisplay(rich=self._rich(), output_format=fmt, interval=self.update_interval)
+        display.start()
+        interrupted = False
+        try:
+            result = run(display.feed)
+        except GenerationInterrupted as exc:
+            result, interrupted = exc.result, True
+        display.finish(result.text)
+        for notice in result.notices:
+            print(f"note: {notice}", file=sys.stderr)
+        if self.show_status or interrupted:
+            print(result.status_line())
+        return result
+
+    def _rich(self) -> bool:
+        if self.display_mode != "auto":
+            return self.display_mode == "rich"
+        return getattr(self.shell, "kernel", None) is not None
+
+    def _check_variable(self, name: str | None) -> str | None:
+        if name is not None and (not name.isidentifier() or keyword.iskeyword(name)):
+            raise UsageError(f"-o needs a Python variable name, got {name!r}; e.g. -o answer.")
+        return name
+
+    def _quiet(self, text: str) -> str:
+        """Return ``text`` as the cell's value without echoing it again below the rendered answer."""
+        if self.shell is not None:
+            formatter = self.shell.display_formatter.ipython_display_formatter
+            formatter.singleton_printers[id(text)] = lambda obj: None
+            self._quiet_ids.append(id(text))
+        return text
+
+    def post_run_cell(self, *args: Any) -> None:
+        """Forget the values silenced by :meth:`_quiet` (their ids may be reused)."""
+        if self._quiet_ids and self.shell is not None:
+            printers = self.shell.display_formatter.ipython_display_formatter.singleton_printers
+            for obj_id in self._quiet_ids:
+                printers.pop(obj_id, None)
+            self._quiet_ids.clear()
+
+    # -- %gpt4all --------------------------------------------------------------------------------
+    @line_magic("gpt4all")
+    def gpt4all_line(self, line: str) -> Any:
+        """Manage models: list, load, unload, status, info, config, reset, error, help."""
+        words = line.split(None, 1)
+        if not words or words[0] in ("help", "--help", "-h"):
+            print(self.help_text())
+            return None
+        name, rest = words[0], words[1] if len(words) > 1 else ""
+        command = SUBCOMMANDS.get(name)
+        if command is None:
+            close = difflib.get_close_matches(name, list(SUBCOMMANDS), n=1)
+            hint = f"Did you mean `%gpt4all {close[0]}`? " if close else ""
+            raise UsageError(f"Unknown command '{name}'. {hint}Run `%gpt4all help` for the list.")
+        parser = Parser(prog=f"%gpt4all {name}", description=command.help)
+        for flags, kwargs in command.args:
+            parser.add_argument(*flags, **kwargs)
+        args = parser.parse_line(rest)
+        if args is None:
+            return None
+        with usage_errors():
+            return command.run(self, args)
+
+    def help_text(self) -> str:
+        """The reference for both magics, generated from the parsers."""
+        lines = ["%gpt4all COMMAND — manage models and settings:", ""]
+        for name, command in SUBCOMMANDS.items():
+            lines.append(f"  {name:<10} {command.help}")
+        lines += ["", "Run `%gpt4all COMMAND --help` for a command's flags.", "", cell_parser().format_help()]
+        return "\n".join(lines)
+
+
+# -- core subcommands ------------------------------------------------------------------------------
+
+@subcommand("list", "Installed and bundled models, as a DataFrame.")
+def _list(magics: Gpt4AllMagics, args: argparse.Namespace) -> Any:
+    import pandas as pd
+
+    current = magics.manager.current
+    rows = catalog.model_rows(magics.manager.models_dir, current.name if current else None)
+    return pd.DataFrame(rows)
+
+
+@subcommand("load", "Load a model and keep it loaded for the next cells.",
+            arg("name", nargs="?", help="Model name or .gguf path (default: the default model)."),
+            arg("--n-ctx", type=int, help="Context window in tokens."),
+            arg("--n-threads", type=int, help="CPU threads (default: physical cores)."),
+            arg("--force", action="store_true", help="Load even if free RAM looks too small."))
+def _load(magics: Gpt4AllMagics, args: argparse.Namespace) -> None:
+    if args.n_ctx is not None and args.n_ctx < 16:
+        raise UsageError(f"--n-ctx must be at least 16, got {args.n_ctx}.")
+    if args.n_threads is not None and args.n_threads < 1:
+        raise UsageError(f"--n-threads must be at least 1, got {args.n_threads}.")
+    model = magics.manager.load(args.name, n_ctx=args.n_ctx, n_threads=args.n_threads, force=args.force)
+    seconds = magics.manager.status().get("load_seconds")
+    print(f"Loaded {model.name} (n_ctx {model.n_ctx}, {model.n_threads} threads) in {seconds:.2f} s.")
+
+
+@subcommand("unload", "Unload the model and free its memory.")
+def _unload(magics: Gpt4AllMagics, args: argparse.Namespace) -> None:
+    current = magics.manager.current
+    if magics.manager.unload():
+        print(f"Unloaded {current.name}.")
+    else:
+        print("No model is loaded.")
+
+
+@subcommand("status", "The loaded model, its memory, context, threads and usage totals.")
+def _status(magics: Gpt4AllMagics, args: argparse.Namespace) -> Table:
+    return Table(magics.manager.status(), title="gpt4all-magic status")
+
+
+@subcommand("info", "A model's GGUF metadata (read from the file, without loading it).",
+            arg("name", nargs="?", help="Model name or .gguf path (default: the default model)."),
+            arg("--template", action="store_true", help="Also print the chat template."))
+def _info(magics: Gpt4AllMagics, args: argparse.Namespace) -> Table:
+    from ..ggufinfo import read_gguf
+
+    ref = magics.manager.resolve(args.name)
+    info = read_gguf(ref.path)
+    if args.template:
+        print(info.chat_template or "(no chat template in this file)")
+    return Table({"model": ref.name, "source": ref.source, **info.summary()}, title=f"GGUF metadata: {ref.name}")
+
+
+_SETTINGS = ("default_model", "models_dir", "n_ctx", "n_threads", "output_format", "show_status",
+             "busy_timeout", "display_mode", "update_interval")
+
+
+@subcommand("config", "Show settings and generation defaults, or set them: `%gpt4all config temp=0.2 n_ctx=8192`.",
+            arg("assignments", nargs="*", metavar="KEY=VALUE"))
+def _config(magics: Gpt4AllMagics, args: argparse.Namespace) -> Table | None:
+    if not args.assignments:
+        rows: dict[str, Any] = {f"Gpt4AllMagics.{k}": getattr(magics, k) for k in _SETTINGS}
+        rows.update({f"option {k}": v for k, v in magics.default_options.to_dict().items()})
+        return Table(rows, title="Settings (set with `%gpt4all config KEY=VALUE`)")
+    option_names = [s.name for s in option_specs()]
+    options = dict(magics.options)
+    for item in args.assignments:
+        key, sep, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep:
+            raise UsageError(f"Expected KEY=VALUE, got {item!r}; e.g. `%gpt4all config temp=0.2`.")
+        if key in _SETTINGS:
+            trait = magics.traits()[key]
+            try:
+                setattr(magics, key, trait.from_string(value))
+            except (TraitError, ValueError) as exc:
+                raise UsageError(f"Cannot set {key}={value!r}: {exc}") from None
+        elif key in option_names:
+            if value.lower() in ("", "none", "default"):
+                options.pop(key, None)
+            else:
+                options[key] = [s for s in value.split(",") if s] if key == "stop" else value
+                GenerationOptions.from_mapping(options)  # validate now: a bad value changes nothing
+        else:
+            close = difflib.get_close_matches(key, list(_SETTINGS) + option_names, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise UsageError(f"Unknown setting '{key}'.{hint} Run `%gpt4all config` to see them all.")
+    magics.options = {k: v for k, v in GenerationOptions.from_mapping(options).changed().items()}
+    return None
+
+
+@subcommand("reset", "Forget the kernel-level conversation used by `%%gpt4all --chat`.")
+def _reset(magics: Gpt4AllMagics, args: argparse.Namespace) -> None:
+    turns = len(magics.conversation)
+    magics.conversation.reset()
+    print(f"Conversation cleared ({turns} exchange(s) forgotten).")
+
+
+@subcommand("error", "Ask the model to explain the last exception raised in this kernel.",
+            arg("-m", "--model", help="Model to ask (default: the loaded one)."),
+            arg("-n", "--max-tokens", type=int, default=300, help="Length of the explanation."))
+def _error(magics: Gpt4AllMagics, args: argparse.Namespace) -> str:
+    value = getattr(sys, "last_value", None)
+    if value is None:
+        raise UsageError("No exception has been raised in this kernel yet; run the failing cell, "
+                         "then `%gpt4all error`.")
+    tb = "".join(traceback.format_exception(type(value), value, getattr(sys, "last_traceback", None)))
+    tb = _clip_middle(tb, 6000)
+    prompt = ("Explain this Python error in plain words, point to the line that caused it, and show how "
+              "to fix it. Be brief.\n\n```\n" + tb + "```")
+    options = GenerationOptions.from_mapping({"max_tokens": args.max_tokens}, base=magics.default_options)
+    result = magics.stream(
+        lambda on_text: generate(prompt, model=args.model, options=options, on_text=on_text,
+                                 manager=magics.manager), "markdown")
+    return magics._quiet(result.text)
+
+
+def _clip_middle(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return text[:half] + "\n[... traceback shortened ...]\n" + text[-half:]

@@ -26,7 +26,9 @@ class Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one-line UsageErrors that name the fix."""
 
     def __init__(self, *args: Any, **kwargs: Any):
-        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        # A fixed width: help must not depend on the terminal (the README embeds it).
+        kwargs.setdefault("formatter_class",
+                          lambda prog: argparse.RawDescriptionHelpFormatter(prog, width=100, max_help_position=32))
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
 

@@ -223,7 +223,9 @@ class Gpt4AllMagics(Magics):
         """Return ``text`` as the cell's value without echoing it again below the rendered answer."""
         if self.shell is not None:
             formatter = self.shell.display_formatter.ipython_display_formatter
-            formatter.singleton_printers[id(text)] = lambda obj: None
+            # A terminal has already written "Out[n]: " by the time this runs; finish that line.
+            note = None if self._rich() else f"<str of {len(text)} characters: the answer above>"
+            formatter.singleton_printers[id(text)] = lambda obj: note and print(note)
             self._quiet_ids.append(id(text))
         return text
 

@@ -21,6 +21,7 @@ __all__ = ["GGUFInfo", "read_gguf"]
 GGUF_MAGIC = b"GGUF"
 _SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
 _STRING, _ARRAY = 8, 9
+_U64 = struct.Struct("<Q")
 _KEEP_ARRAY = 64  # longer arrays (vocabularies, merges) are recorded by length only
 
 # llama.cpp's llama_ftype values (general.file_type) -> quantization name.
@@ -85,8 +86,7 @@ class GGUFInfo:
             count = reader.u64()
             if not 0 <= token_id < count:
                 return None
-            for _ in range(token_id):
-                reader.skip_string()
+            reader.skip_strings(token_id)
             return reader.string()
 
     def summary(self) -> dict[str, Any]:
@@ -141,10 +141,18 @@ class _Reader:
         return self.take(self.u64()).decode("utf-8", errors="replace")
 
     def skip_string(self) -> None:
-        n = self.u64()
-        if self.pos + n > self.size:
-            raise _Truncated(self.pos + n)
-        self.pos += n
+        self.skip_strings(1)
+
+    def skip_strings(self, count: int) -> None:
+        # Vocabularies hold ~50k-250k strings: a tight local loop keeps `info`/`list` fast.
+        pos, buf, size, unpack = self.pos, self.buf, self.size, _U64.unpack_from
+        for _ in range(count):
+            if pos + 8 > size:
+                raise _Truncated(pos + 8)
+            pos += 8 + unpack(buf, pos)[0]
+        if pos > size:
+            raise _Truncated(pos)
+        self.pos = pos
 
     def value(self, vtype: int, key: str, info: dict[str, Any]) -> Any:
         if vtype in _SCALARS:
@@ -159,8 +167,7 @@ class _Reader:
                 info["tokens_offset"] = self.pos - 8
             if etype == _STRING:
                 if count > _KEEP_ARRAY:
-                    for _ in range(count):
-                        self.skip_string()
+                    self.skip_strings(count)
                     return count
                 return [self.string() for _ in range(count)]
             if etype in _SCALARS:
@@ -182,14 +189,25 @@ class _Corrupt(Exception):
     pass
 
 
+_CACHE: dict[tuple[str, int, int], GGUFInfo] = {}
+
+
 def read_gguf(path: str | os.PathLike[str]) -> GGUFInfo:
-    """Parse a GGUF file's header; raise :class:`InvalidModelFileError` for anything unusable."""
+    """Parse a GGUF file's header; raise :class:`InvalidModelFileError` for anything unusable.
+
+    Results are cached by (path, size, mtime), so listing models re-reads only files that changed.
+    """
     path = Path(path)
     try:
-        size = path.stat().st_size
+        stat = path.stat()
         fh = open(path, "rb")
     except OSError as exc:
         raise InvalidModelFileError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key in _CACHE:
+        fh.close()
+        return _CACHE[key]
+    size = stat.st_size
     with fh:
         head = fh.read(4)
         if head != GGUF_MAGIC:
@@ -200,7 +218,8 @@ def read_gguf(path: str | os.PathLike[str]) -> GGUFInfo:
             raise InvalidModelFileError(_truncated_message(path, size, 24))
         with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
             try:
-                return _parse(path, buf, size)
+                info = _CACHE[key] = _parse(path, buf, size)
+                return info
             except _Truncated as exc:
                 raise InvalidModelFileError(_truncated_message(path, size, exc.needed)) from None
             except (_Corrupt, UnicodeDecodeError, struct.error, OverflowError) as exc:

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from . import catalog
 from .backends.base import Backend, LoadedModel, Message, ModelRef, StreamStats
-from .errors import EmptyPromptError, GenerationInterrupted, ModelBusyError
+from .errors import EmptyPromptError, GenerationInterrupted, Gpt4AllError, ModelBusyError
 from .options import GenerationOptions
 
 __all__ = ["GenerationResult", "ModelManager", "default_threads", "get_manager"]
@@ -62,7 +62,7 @@ class GenerationResult:
     time_to_first_token: float | None  # seconds from the call to the first sampled token
     tokens_per_second: float | None  # decoding speed after the first token
     elapsed: float  # seconds for the whole call
-    finish_reason: str  # "stop", "length", "stopped" (Stop button), "interrupted" (Ctrl-C)
+    finish_reason: str  # "stop", "length", "stopped" (Stop button), "interrupted" (Ctrl-C), "error"
     notices: list[str] = field(default_factory=list)
     messages: list[Message] = field(default_factory=list)
 
@@ -79,9 +79,10 @@ class GenerationResult:
         if self.tokens_per_second:
             parts.append(f"{self.tokens_per_second:.1f} tok/s")
         parts.append(f"seed {self.seed}")
-        if self.finish_reason in ("length", "stopped", "interrupted"):
-            parts.append({"length": "hit max_tokens", "stopped": "stopped",
-                          "interrupted": "interrupted"}[self.finish_reason])
+        ended = {"length": "hit max_tokens", "stopped": "stopped", "interrupted": "interrupted",
+                 "error": "failed"}.get(self.finish_reason)
+        if ended:
+            parts.append(ended)
         return " · ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
@@ -162,7 +163,8 @@ class ModelManager:
 
     def resolve(self, name: str | os.PathLike[str] | None = None) -> ModelRef:
         """What ``name`` (or the configured default) refers to, without loading it."""
-        return catalog.resolve(name, self.models_dir, self.default_model)
+        ref = self.backend.resolve(name, self.default_model)  # a remote backend knows its own models
+        return ref if ref is not None else catalog.resolve(name, self.models_dir, self.default_model)
 
     def threads(self) -> int:
         return self.n_threads or default_threads()
@@ -246,6 +248,11 @@ class ModelManager:
             except KeyboardInterrupt:
                 interrupted = True
                 stats.finish_reason = "interrupted"
+            except Gpt4AllError as exc:
+                # e.g. a server dying mid-stream: keep what already arrived on the error.
+                stats.finish_reason = "error"
+                exc.result = self._result(loaded, messages, options, stats, "".join(pieces), started)
+                raise
             finally:
                 stream.close()
                 if interrupted:

@@ -322,3 +322,17 @@ def test_library_api_matches_the_magic(shell):
     second = chat.send("What is my name?")
     assert len(chat) == 2 and second.prompt_tokens > first.prompt_tokens
     assert "### You" in chat.to_markdown()
+
+
+def test_failure_mid_stream_keeps_the_partial_answer_and_says_why(fake_shell, fake_manager, capsys):
+    from gpt4all_magic.errors import RemoteConnectionError
+
+    fake_manager.backend.enqueue(["The answer ", "starts well", RemoteConnectionError("The server closed the "
+                                  "connection mid-answer; check that it is still running.")])
+    message = usage_error(run(fake_shell, "%%gpt4all\nhi"))
+    assert message.startswith("The server closed the connection")
+    out = capsys.readouterr().out
+    assert "The answer starts well" in out and "failed" in out
+    assert fake_manager.last_result.text == "The answer starts well"
+    assert fake_manager.last_result.finish_reason == "error"
+    assert run(fake_shell, "%%gpt4all\nstill fine").result == "Echo: still fine"

@@ -112,3 +112,7 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def load(self, ref: ModelRef, *, n_ctx: int, n_threads: int) -> LoadedModel:
         """Load ``ref``; raise ModelLoadError (or a subclass of ModelError) on failure."""
+
+    def resolve(self, name: Any, default: str | None) -> ModelRef | None:
+        """A backend that knows its own models (a server) resolves names; None defers to the local catalog."""
+        return None

@@ -1,5 +1,7 @@
 """A scripted backend for tests that need exact control: timing, interrupts, concurrency, errors.
 
+An exception instance among the enqueued tokens is raised at that point of the stream.
+
 It goes through the same seam as the real backend::
 
     backend = FakeBackend(delay=0.01)
@@ -29,14 +31,14 @@ class FakeBackend(Backend):
     def __init__(self, *, delay: float = 0.0, n_ctx: int | None = None):
         self.delay = delay
         self.n_ctx = n_ctx
-        self.replies: collections.deque[list[str]] = collections.deque()
+        self.replies: collections.deque[list[str | BaseException]] = collections.deque()
         self.loads: list[ModelRef] = []
         self.calls: list[list[Message]] = []
         self.active = 0  # generations running right now (to prove serialization)
         self.max_active = 0
         self._lock = threading.Lock()
 
-    def enqueue(self, tokens: Iterable[str]) -> None:
+    def enqueue(self, tokens: Iterable[str | BaseException]) -> None:
         self.replies.append(list(tokens))
 
     def load(self, ref: ModelRef, *, n_ctx: int, n_threads: int) -> FakeModel:
@@ -72,7 +74,7 @@ class FakeModel(LoadedModel):
             tokens = ["Echo:"] + [" " + w for w in words]
         return self._run(tokens, options, stats, should_stop)
 
-    def _run(self, tokens: list[str], options: GenerationOptions, stats: StreamStats,
+    def _run(self, tokens: list[str | BaseException], options: GenerationOptions, stats: StreamStats,
              should_stop: Callable[[], bool]) -> Iterator[str]:
         backend = self.backend
         with backend._lock:
@@ -83,6 +85,8 @@ class FakeModel(LoadedModel):
             for i, token in enumerate(tokens):
                 if backend.delay:
                     time.sleep(backend.delay)
+                if isinstance(token, BaseException):
+                    raise token
                 stats.token_sampled()
                 yield token
                 if i + 1 >= options.max_tokens:

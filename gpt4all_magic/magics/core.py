@@ -202,6 +202,12 @@ class Gpt4AllMagics(Magics):
             result = run(display.feed)
         except GenerationInterrupted as exc:
             result, interrupted = exc.result, True
+        except Gpt4AllError as exc:
+            partial = getattr(exc, "result", None)
+            if partial is not None and partial.text:  # keep what arrived before the failure visible
+                display.finish(partial.text)
+                print(partial.status_line())
+            raise
         display.finish(result.text)
         for notice in result.notices:
             print(f"note: {notice}", file=sys.stderr)

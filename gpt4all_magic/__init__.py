@@ -25,12 +25,16 @@ __all__ = [
     "GenerationResult",
     "Gpt4AllError",
     "ModelManager",
+    "download",
     "generate",
     "get_manager",
+    "import_catalog",
     "list_models",
     "load",
     "load_ipython_extension",
     "model_info",
+    "remove",
+    "search",
     "status",
     "unload",
     "unload_ipython_extension",
@@ -51,6 +55,10 @@ _LAZY = {
     "status": ("api", "status"),
     "list_models": ("api", "list_models"),
     "model_info": ("api", "model_info"),
+    "download": ("downloads", "download"),
+    "search": ("hub_api", "search"),
+    "remove": ("downloads", "remove"),
+    "import_catalog": ("catalog", "import_catalog"),
 }
 
 

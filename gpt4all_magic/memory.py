@@ -1,4 +1,5 @@
-"""Free-RAM check before a model is loaded: refuse with the numbers rather than swap or crash."""
+"""Free-RAM check before a model is loaded (or downloaded to be loaded): refuse with the numbers rather
+than swap or crash. ``force`` skips the check."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from .backends.base import ModelRef
 from .errors import NotEnoughMemoryError
 from .ggufinfo import GGUFInfo, human_bytes
 
-__all__ = ["available_ram", "check_memory", "estimate_ram"]
+__all__ = ["available_ram", "check_catalog_ram", "check_memory", "estimate_ram"]
 
 
 def available_ram() -> int | None:
@@ -48,3 +49,16 @@ def check_memory(ref: ModelRef, info: Any, n_ctx: int, force: bool, available: i
             f"{ref.name} needs about {human_bytes(needed)} of RAM (n_ctx={n_ctx}) but only "
             f"{human_bytes(available)} is free; close other programs, use a smaller model or n_ctx, "
             f"or load anyway with `%gpt4all load {ref.name} --force`.")
+
+
+def check_catalog_ram(entry: Any, force: bool, available: int | None = None) -> None:
+    """Before downloading a catalog model in order to load it: refuse early if its RAM estimate cannot fit."""
+    needed = entry.ram_bytes
+    if force or not needed:
+        return
+    available = available_ram() if available is None else available
+    if available is not None and needed > available:
+        raise NotEnoughMemoryError(
+            f"{entry.name} needs about {human_bytes(needed)} of RAM (catalog estimate at n_ctx 4096) but only "
+            f"{human_bytes(available)} is free, so it was not downloaded; pick a smaller model from "
+            f"`%gpt4all list`, or go ahead with `%gpt4all load {entry.name} --download --force`.")

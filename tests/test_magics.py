@@ -235,7 +235,7 @@ def test_list_shows_bundled_and_installed_models(shell, hermetic, bundled_path):
     hermetic.mkdir(exist_ok=True)
     shutil.copyfile(bundled_path, hermetic / "copy-of-smol.gguf")
     df = run(shell, "%gpt4all list").result
-    assert set(df["name"]) == {"smollm2-135m-instruct", "copy-of-smol"}
+    assert set(df[df["installed"]]["name"]) == {"smollm2-135m-instruct", "copy-of-smol"}
     row = df.set_index("name").loc["smollm2-135m-instruct"]
     assert (row["source"], row["quant"], row["parameters"], bool(row["loaded"])) == ("bundled", "Q4_1", "135M", True)
 

@@ -290,12 +290,18 @@ def _list(magics: Gpt4AllMagics, args: argparse.Namespace) -> Any:
             arg("name", nargs="?", help="Model name or .gguf path (default: the default model)."),
             arg("--n-ctx", type=int, help="Context window in tokens."),
             arg("--n-threads", type=int, help="CPU threads (default: physical cores)."),
-            arg("--force", action="store_true", help="Load even if free RAM looks too small."))
+            arg("--force", action="store_true", help="Load even if free RAM looks too small."),
+            arg("--download", action="store_true",
+                help="Download the model first if it is in the catalog (or on the Hub) but not on disk yet."))
 def _load(magics: Gpt4AllMagics, args: argparse.Namespace) -> None:
     if args.n_ctx is not None and args.n_ctx < 16:
         raise UsageError(f"--n-ctx must be at least 16, got {args.n_ctx}.")
     if args.n_threads is not None and args.n_threads < 1:
         raise UsageError(f"--n-threads must be at least 1, got {args.n_threads}.")
+    if args.download:
+        from .catalog_commands import download_if_needed
+
+        download_if_needed(magics, args.name, force=args.force)
     model = magics.manager.load(args.name, n_ctx=args.n_ctx, n_threads=args.n_threads, force=args.force)
     seconds = magics.manager.status().get("load_seconds")
     print(f"Loaded {model.name} (n_ctx {model.n_ctx}, {model.n_threads} threads) in {seconds:.2f} s.")

@@ -5,6 +5,7 @@
     import gpt4all_magic as g4
     g4.generate("Write a haiku about tea.", temp=0).text
     chat = g4.ChatSession(system_prompt="Be brief.")
+    g4.chat()  # the chat panel (a widget); %gpt4all chat --sidebar puts it in JupyterLab's sidebar
 
 Importing this package is light: llama_cpp, pandas, huggingface_hub and ipywidgets load on first use.
 """
@@ -25,6 +26,7 @@ __all__ = [
     "GenerationResult",
     "Gpt4AllError",
     "ModelManager",
+    "chat",
     "download",
     "generate",
     "get_manager",
@@ -46,6 +48,7 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 _LAZY = {
     "ChatSession": ("generation", "ChatSession"),
+    "chat": ("chat", "chat"),
     "generate": ("generation", "generate"),
     "GenerationResult": ("manager", "GenerationResult"),
     "ModelManager": ("manager", "ModelManager"),
@@ -77,6 +80,11 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """Where the prebuilt JupyterLab extension lives (for `jupyter labextension develop`)."""
+    return [{"src": "labextension", "dest": "gpt4all-magic"}]
 
 
 def load_ipython_extension(ipython: Any) -> None:

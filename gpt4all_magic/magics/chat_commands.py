@@ -1,0 +1,78 @@
+"""``%gpt4all chat``: open the kernel's chat panel inline, or in JupyterLab's sidebar with ``--sidebar``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any, Callable
+
+from ..options import GenerationOptions, option_specs
+from ._base import arg, subcommand
+
+__all__: list[str] = []
+
+
+def _converter(spec: Any) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        if spec.kind in (str, list):
+            return text
+        try:
+            return spec.kind(text)
+        except ValueError:
+            kind = "an integer" if spec.kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{spec.name} must be {kind}, got {text!r}") from None
+
+    convert.__name__ = spec.name
+    return convert
+
+
+def _option_args() -> list[tuple[tuple[str, ...], dict[str, Any]]]:
+    """The generation option flags, from the one options definition (same flags as %%gpt4all)."""
+    args = []
+    for spec in option_specs():
+        kwargs: dict[str, Any] = {"dest": spec.name, "default": None,
+                                  "help": f"{spec.help} (default: {spec.default!r})"}
+        if spec.kind is list:
+            kwargs.update(action="append", metavar="TEXT")
+        else:
+            kwargs.update(type=_converter(spec), metavar=spec.name.upper())
+        args.append(arg(*spec.cli_flags, **kwargs))
+    return args
+
+
+@subcommand(
+    "chat", "Open the chat panel (inline; in JupyterLab's right sidebar with --sidebar).",
+    arg("-m", "--model", help="Model to load for the chat: a name from `%gpt4all list` or a .gguf path."),
+    arg("--sidebar", action="store_true",
+        help="Show the panel in JupyterLab's sidebar (needs the gpt4all-magic lab extension; elsewhere the "
+             "panel shows inline)."),
+    arg("--left", action="store_true", help="With --sidebar: use the left sidebar."),
+    arg("--close", action="store_true", help="Take the panel out of the sidebar (the conversation stays)."),
+    arg("--file", metavar="PATH",
+        help="Keep the conversation in this JSON file; opening a chat on it again (e.g. after a kernel "
+             "restart) restores it."),
+    arg("--new", action="store_true", help="Open a separate panel instead of the kernel's chat."),
+    *_option_args(),
+    example="%gpt4all chat --sidebar -t 0.3 --system 'Answer briefly.'",
+)
+def _chat(magics: Any, args: argparse.Namespace) -> Any:
+    from ..chat import chat, default_panel
+
+    panel = default_panel()
+    if args.close:
+        if panel is not None:
+            panel.close_sidebar()
+        return None
+    values = {spec.name: getattr(args, spec.name) for spec in option_specs()
+              if getattr(args, spec.name, None) is not None}
+    system_prompt = values.pop("system_prompt", None)
+    fresh = panel is None or args.new or (args.file is not None and panel.file != Path(args.file).expanduser())
+    if fresh:  # a new panel starts from the kernel's defaults (`%gpt4all config`) plus the flags
+        options = GenerationOptions.from_mapping(values, base=magics.default_options)
+        values = {}
+    else:  # the open panel keeps its settings; only the flags given change them
+        options = None
+        GenerationOptions.from_mapping(values)  # validate now: a bad flag changes nothing
+    return chat(model=args.model, system_prompt=system_prompt, file=args.file, sidebar=args.sidebar,
+                area="left" if args.left else "right", new=args.new, manager=magics.manager,
+                options=options, **values)

@@ -48,7 +48,7 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 _LAZY = {
     "ChatSession": ("generation", "ChatSession"),
-    "chat": ("chat", "chat"),
+    "chat": ("chat_panel", "chat"),
     "generate": ("generation", "generate"),
     "GenerationResult": ("manager", "GenerationResult"),
     "ModelManager": ("manager", "ModelManager"),

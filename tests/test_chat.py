@@ -13,7 +13,7 @@ import pytest
 from IPython.core.error import UsageError
 
 from gpt4all_magic import catalog
-from gpt4all_magic.chat import SEND_MARK, ChatPanel
+from gpt4all_magic.chat_panel import SEND_MARK, ChatPanel
 from gpt4all_magic.chat_context import attachment_budget
 from gpt4all_magic.generation import ChatSession
 

@@ -16,13 +16,13 @@ from ipywidgets.widgets.widget import _instances
 
 import gpt4all_magic
 from gpt4all_magic import sidebar as sidebar_module
-from gpt4all_magic.chat import SEND_MARK, ChatPanel, chat, default_panel
+from gpt4all_magic.chat_panel import SEND_MARK, ChatPanel, chat, default_panel
 from gpt4all_magic.errors import EmptyPromptError, InvalidOptionError, ModelNotFoundError
 from gpt4all_magic.generation import ChatSession
 from gpt4all_magic.sidebar import Sidebar, cell_inserter, current_sidebar, npm_range
 
 ROOT = Path(__file__).resolve().parents[1]
-chat_module = importlib.import_module("gpt4all_magic.chat")  # the module (the package's `chat` is the function)
+chat_module = importlib.import_module("gpt4all_magic.chat_panel")
 
 
 @pytest.fixture(autouse=True)
@@ -257,7 +257,7 @@ def test_chat_returns_the_kernels_panel_and_applies_options(fake_manager):
     assert fake_manager.current.name == "smollm2-135m-instruct" == panel.model_select.value
     assert "Loaded smollm2-135m-instruct" in panel.status.value
     assert chat(new=True) is not panel
-    assert gpt4all_magic.chat() is panel  # the package's chat() even after `import gpt4all_magic.chat`
+    assert gpt4all_magic.chat() is panel  # the package's chat() is the panel module's function
     with pytest.raises(InvalidOptionError):
         chat(area="top")
     with pytest.raises(InvalidOptionError) as info:

@@ -56,7 +56,7 @@ def _option_args() -> list[tuple[tuple[str, ...], dict[str, Any]]]:
     example="%gpt4all chat --sidebar -t 0.3 --system 'Answer briefly.'",
 )
 def _chat(magics: Any, args: argparse.Namespace) -> Any:
-    from ..chat import chat, default_panel
+    from ..chat_panel import chat, default_panel
 
     panel = default_panel()
     if args.close:

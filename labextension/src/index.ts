@@ -22,7 +22,7 @@ const COMMAND = 'gpt4all-magic:open-chat';
 /** What the command runs in the notebook's kernel (what a user would type). */
 export const OPEN_CODE = '%load_ext gpt4all_magic\n%gpt4all chat --sidebar\n';
 
-/** Appended to the input box's text on Enter; the kernel treats it as "send" (gpt4all_magic/chat.py). */
+/** Appended to the input box's text on Enter; the kernel treats it as "send" (gpt4all_magic/chat_panel.py). */
 const SEND_MARK = '\ue000';
 
 function enterSends(event: KeyboardEvent): void {

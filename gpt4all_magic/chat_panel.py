@@ -14,10 +14,8 @@ import html
 import json
 import logging
 import os
-import sys
 import threading
 import time
-import types
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -589,14 +587,3 @@ def chat(*, model: str | os.PathLike[str] | None = None, system_prompt: str | No
     if sidebar:
         panel.open_sidebar(area)
     return panel
-
-
-class _CallableModule(types.ModuleType):
-    """Importing this module sets ``gpt4all_magic.chat`` to the module itself (Python binds submodules
-    on their package), which would shadow the :func:`chat` function; calling the module calls it."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> ChatPanel:
-        return chat(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

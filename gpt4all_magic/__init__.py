@@ -27,6 +27,8 @@ __all__ = [
     "Gpt4AllError",
     "ModelManager",
     "chat",
+    "connect",
+    "disconnect",
     "download",
     "generate",
     "get_manager",
@@ -62,6 +64,8 @@ _LAZY = {
     "search": ("hub_api", "search"),
     "remove": ("downloads", "remove"),
     "import_catalog": ("catalog", "import_catalog"),
+    "connect": ("backends.openai", "connect"),
+    "disconnect": ("backends.openai", "disconnect"),
 }
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from . import catalog
 from .backends.base import LoadedModel
 from .manager import get_manager
 
@@ -29,17 +28,19 @@ def status() -> dict[str, Any]:
 
 
 def list_models() -> Any:
-    """Catalog, downloaded, installed and bundled models as a pandas DataFrame."""
+    """Models you can load as a pandas DataFrame (a connected server's models after ``connect``)."""
     import pandas as pd
 
-    manager = get_manager()
-    current = manager.current
-    return pd.DataFrame(catalog.model_rows(manager.models_dir, current.name if current else None))
+    return pd.DataFrame(get_manager().model_rows())
 
 
 def model_info(name: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """A model's GGUF metadata, read without loading it."""
     from .ggufinfo import read_gguf
 
-    ref = get_manager().resolve(name)
+    manager = get_manager()
+    ref = manager.resolve(name)
+    if ref.path is None:  # a server's model
+        rows = [r for r in manager.model_rows() if r.get("name") == ref.name]
+        return {"model": ref.name, "source": ref.source, **(rows[0] if rows else {})}
     return {"model": ref.name, "source": ref.source, **read_gguf(ref.path).summary()}

@@ -17,25 +17,30 @@ __all__ = ["load_with_progress", "model_choices", "model_key"]
 LOAD_SPEED = 400e6  # bytes per second a typical disk plus mmap reaches; only for the progress estimate
 
 
+def _loadable(manager: ModelManager) -> dict[str, str]:
+    """``{name: source}`` of the models the manager can load right now (on disk, or on the server)."""
+    return {row["name"]: row["source"] for row in manager.model_rows() if row.get("installed", True)}
+
+
 def model_key(manager: ModelManager, name: str) -> tuple[str, str]:
     """``(key, label)`` for ``name`` in the selector: the key is its name if that finds it again, else
     its path."""
     ref = manager.resolve(name)  # unknown names fail here, with a one-line message
-    known = catalog.known_models(manager.models_dir)
-    key = ref.name if known.get(ref.name) == ref else str(ref.path)
+    known = _loadable(manager)
+    key = ref.name if ref.name in known or ref.path is None else str(ref.path)
     return key, f"{ref.name} ({ref.source})"
 
 
 def model_choices(manager: ModelManager, extra: tuple[str, str] | None = None
                   ) -> tuple[list[tuple[str, str]], str | None]:
-    """``(label, key)`` for every model on disk (plus the loaded one), and the key to show as selected."""
-    refs = catalog.known_models(manager.models_dir)
-    choices = [(f"{name} ({ref.source})", name) for name, ref in refs.items()]
+    """``(label, key)`` for every loadable model (plus the loaded one), and the key to show as selected."""
+    known = _loadable(manager)
+    choices = [(f"{name} ({source})", name) for name, source in known.items()]
     current = manager.current
     value = None
     if current is not None:
-        value = current.name if current.name in refs else str(current.ref.path or current.name)
-        if value not in refs:
+        value = current.name if current.name in known else str(current.ref.path or current.name)
+        if value not in known:
             choices.append((f"{current.name} (loaded)", value))
     keys = [key for _, key in choices]
     if extra is not None and extra[0] not in keys:

@@ -166,6 +166,13 @@ class ModelManager:
         ref = self.backend.resolve(name, self.default_model)  # a remote backend knows its own models
         return ref if ref is not None else catalog.resolve(name, self.models_dir, self.default_model)
 
+    def model_rows(self) -> list[dict[str, Any]]:
+        """One row per model this manager can offer: the server's when a remote backend is in use, else
+        the bundled, installed, downloaded and catalog models."""
+        loaded = self._model.name if self._model else None
+        rows = self.backend.model_rows(loaded)
+        return rows if rows is not None else catalog.model_rows(self.models_dir, loaded)
+
     def threads(self) -> int:
         return self.n_threads or default_threads()
 

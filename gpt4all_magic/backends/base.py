@@ -116,3 +116,7 @@ class Backend(abc.ABC):
     def resolve(self, name: Any, default: str | None) -> ModelRef | None:
         """A backend that knows its own models (a server) resolves names; None defers to the local catalog."""
         return None
+
+    def model_rows(self, loaded: str | None) -> list[dict[str, Any]] | None:
+        """A backend that knows its own models lists them (rows for `%gpt4all list`); None: the local catalog."""
+        return None

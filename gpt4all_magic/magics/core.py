@@ -277,13 +277,12 @@ class Gpt4AllMagics(Magics):
 
 # -- core subcommands ------------------------------------------------------------------------------
 
-@subcommand("list", "Installed and bundled models, as a DataFrame.")
+@subcommand("list", "Models you can load, as a DataFrame: bundled, on disk and in the catalog "
+                    "(a connected server's models instead, after `%gpt4all connect`).")
 def _list(magics: Gpt4AllMagics, args: argparse.Namespace) -> Any:
     import pandas as pd
 
-    current = magics.manager.current
-    rows = catalog.model_rows(magics.manager.models_dir, current.name if current else None)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(magics.manager.model_rows())
 
 
 @subcommand("load", "Load a model and keep it loaded for the next cells.",
@@ -328,6 +327,10 @@ def _info(magics: Gpt4AllMagics, args: argparse.Namespace) -> Table:
     from ..ggufinfo import read_gguf
 
     ref = magics.manager.resolve(args.name)
+    if ref.path is None:  # a server's model: no file here to read
+        rows = [r for r in magics.manager.model_rows() if r.get("name") == ref.name]
+        return Table({"model": ref.name, "source": ref.source, **(rows[0] if rows else {})},
+                     title=f"Server model: {ref.name}")
     info = read_gguf(ref.path)
     if args.template:
         print(info.chat_template or "(no chat template in this file)")

@@ -15,7 +15,7 @@ from IPython.core.error import UsageError
 
 from ..errors import Gpt4AllError
 
-__all__ = ["SUBCOMMANDS", "Parser", "Subcommand", "Table", "arg", "subcommand", "usage_errors"]
+__all__ = ["SUBCOMMANDS", "Parser", "Subcommand", "Table", "arg", "option_args", "subcommand", "usage_errors"]
 
 
 class _HelpShown(Exception):
@@ -69,6 +69,36 @@ class Parser(argparse.ArgumentParser):
 def arg(*flags: str, **kwargs: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
     """One argparse argument, for :func:`subcommand`."""
     return flags, kwargs
+
+
+def option_args() -> list[tuple[tuple[str, ...], dict[str, Any]]]:
+    """The generation-option flags (``-t``, ``-n``, ``--seed`` …), generated from the one options definition."""
+    from ..options import option_specs
+
+    args = []
+    for spec in option_specs():
+        kwargs: dict[str, Any] = {"dest": spec.name, "default": None,
+                                  "help": f"{spec.help} (default: {spec.default!r})"}
+        if spec.kind is list:
+            kwargs.update(action="append", metavar="TEXT")
+        else:
+            kwargs.update(type=_converter(spec), metavar=spec.name.upper())
+        args.append(arg(*spec.cli_flags, **kwargs))
+    return args
+
+
+def _converter(spec: Any) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        if spec.kind is str:
+            return text
+        try:
+            return spec.kind(text)
+        except ValueError:
+            kind = "an integer" if spec.kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"{spec.name} must be {kind}, got {text!r}") from None
+
+    convert.__name__ = spec.name  # argparse names the type in its messages
+    return convert
 
 
 @dataclass

@@ -4,40 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..options import GenerationOptions, option_specs
-from ._base import arg, subcommand
+from ._base import arg, option_args, subcommand
 
 __all__: list[str] = []
-
-
-def _converter(spec: Any) -> Callable[[str], Any]:
-    def convert(text: str) -> Any:
-        if spec.kind in (str, list):
-            return text
-        try:
-            return spec.kind(text)
-        except ValueError:
-            kind = "an integer" if spec.kind is int else "a number"
-            raise argparse.ArgumentTypeError(f"{spec.name} must be {kind}, got {text!r}") from None
-
-    convert.__name__ = spec.name
-    return convert
-
-
-def _option_args() -> list[tuple[tuple[str, ...], dict[str, Any]]]:
-    """The generation option flags, from the one options definition (same flags as %%gpt4all)."""
-    args = []
-    for spec in option_specs():
-        kwargs: dict[str, Any] = {"dest": spec.name, "default": None,
-                                  "help": f"{spec.help} (default: {spec.default!r})"}
-        if spec.kind is list:
-            kwargs.update(action="append", metavar="TEXT")
-        else:
-            kwargs.update(type=_converter(spec), metavar=spec.name.upper())
-        args.append(arg(*spec.cli_flags, **kwargs))
-    return args
 
 
 @subcommand(
@@ -52,7 +24,7 @@ def _option_args() -> list[tuple[tuple[str, ...], dict[str, Any]]]:
         help="Keep the conversation in this JSON file; opening a chat on it again (e.g. after a kernel "
              "restart) restores it."),
     arg("--new", action="store_true", help="Open a separate panel instead of the kernel's chat."),
-    *_option_args(),
+    *option_args(),
     example="%gpt4all chat --sidebar -t 0.3 --system 'Answer briefly.'",
 )
 def _chat(magics: Any, args: argparse.Namespace) -> Any:

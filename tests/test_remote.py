@@ -16,7 +16,6 @@ import httpx
 import numpy as np
 import openai_fakes
 import pytest
-from IPython.core.error import UsageError
 from openai_fakes import FakeOpenAIServer
 
 import gpt4all_magic
@@ -37,6 +36,8 @@ from gpt4all_magic.errors import (
 from gpt4all_magic.generation import ChatSession, generate
 from gpt4all_magic.manager import ModelManager
 from gpt4all_magic.options import GenerationOptions
+
+from helpers import run, usage_error
 
 BUNDLED = catalog.bundled_model_path()
 
@@ -157,16 +158,6 @@ def remote(server: Server, remote_manager: ModelManager) -> ModelManager:
     return remote_manager
 
 
-def one_line_usage_error(result) -> str:
-    assert not result.success
-    assert isinstance(result.error_in_exec, UsageError), result.error_in_exec
-    message = str(result.error_in_exec)
-    assert "\n" not in message
-    return message
-
-
-def run(shell, cell):
-    return shell.run_cell(cell, store_history=True)
 
 
 # -- the magics on a real server ---------------------------------------------------------------------
@@ -184,7 +175,7 @@ def test_magics_connect_list_load_cell_status_disconnect(server, remote_manager,
                                           "owned_by": "me", "context": None, "loaded": True}]
 
     assert run(shell, f"%gpt4all load {ALIAS}").success
-    message = one_line_usage_error(run(shell, "%gpt4all load smol-serve"))
+    message = usage_error(run(shell, "%gpt4all load smol-serve"))
     assert "has no model 'smol-serve'" in message and f"Did you mean '{ALIAS}'" in message
     assert remote_manager.current.name == ALIAS  # the failed load changed nothing
 
@@ -455,7 +446,7 @@ def test_server_killed_mid_stream_keeps_the_partial_answer(servers, remote_manag
     monkeypatch.setattr(_stream.StreamDisplay, "feed", feed_then_kill)
     capsys.readouterr()
     result = run(shell, "%%gpt4all -t 0 -n 400\nTell me a long story about a dragon and a knight.")
-    message = one_line_usage_error(result)
+    message = usage_error(result)
     assert "dropped the connection mid-answer" in message and bos.url in message
     partial = remote_manager.last_result
     assert partial.finish_reason == "error" and len(partial.text) > 20
@@ -463,7 +454,7 @@ def test_server_killed_mid_stream_keeps_the_partial_answer(servers, remote_manag
     assert partial.text in out and "failed" in out  # the partial answer and the status line stay visible
 
     monkeypatch.setattr(_stream.StreamDisplay, "feed", feed)
-    message = one_line_usage_error(run(shell, "%%gpt4all -t 0 -n 5\nHello"))
+    message = usage_error(run(shell, "%%gpt4all -t 0 -n 5\nHello"))
     assert f"Cannot reach an OpenAI-compatible server at {bos.url}/v1 (connection refused)" in message
     assert "python -m llama_cpp.server" in message
 
@@ -472,7 +463,7 @@ def test_server_not_running_changes_nothing(fake_manager, shell_factory):
     loaded = fake_manager.load()
     shell = shell_factory()
     url = f"http://127.0.0.1:{free_port()}"
-    message = one_line_usage_error(run(shell, f"%gpt4all connect {url}"))
+    message = usage_error(run(shell, f"%gpt4all connect {url}"))
     assert message.startswith(f"Cannot reach an OpenAI-compatible server at {url}/v1 (connection refused).")
     assert "--port" in message
     with pytest.raises(RemoteConnectionError):
@@ -485,7 +476,7 @@ def test_slow_server_timeout_is_configurable_and_reported(remote_manager, shell_
         shell = shell_factory()
         assert run(shell, f"%gpt4all connect {fake.url} --timeout 0.5").success
         started = time.monotonic()
-        message = one_line_usage_error(run(shell, "%%gpt4all\nHello there"))
+        message = usage_error(run(shell, "%%gpt4all\nHello there"))
         assert time.monotonic() - started < 2.5
         assert "sent nothing for 0.5 s (the configured timeout)" in message and "--timeout" in message
         assert remote_manager.backend.timeout == 0.5
@@ -500,13 +491,13 @@ def test_slow_server_timeout_is_configurable_and_reported(remote_manager, shell_
 def test_bad_or_missing_api_key_is_shown_clearly(server, remote_manager, shell_factory, monkeypatch):
     shell = shell_factory()
     monkeypatch.setenv(KEY_ENV, "sk-wrong-key-77")
-    message = one_line_usage_error(run(shell, f"%gpt4all connect {server.url} --api-key-env {KEY_ENV}"))
+    message = usage_error(run(shell, f"%gpt4all connect {server.url} --api-key-env {KEY_ENV}"))
     assert "HTTP 401" in message and f"${KEY_ENV} is set but the server rejected it" in message
     assert "sk-wrong-key-77" not in message and SERVER_KEY not in message
     monkeypatch.delenv(KEY_ENV)
-    message = one_line_usage_error(run(shell, f"%gpt4all connect {server.url} --api-key-env {KEY_ENV}"))
+    message = usage_error(run(shell, f"%gpt4all connect {server.url} --api-key-env {KEY_ENV}"))
     assert f"${KEY_ENV} is not set" in message and "--api-key-env" in message
-    message = one_line_usage_error(run(shell, f"%gpt4all connect {server.url} --api-key-env sk-123=x"))
+    message = usage_error(run(shell, f"%gpt4all connect {server.url} --api-key-env sk-123=x"))
     assert "NAME of an environment variable" in message
 
     # The key is read at each request: set it now and the same connection works.

@@ -95,6 +95,56 @@ class LoadedModel(abc.ABC):
 
         raise ScoringNotSupportedError(f"The {self.backend_name} backend cannot compute log-likelihoods.")
 
+    def score_chat(self, requests: Sequence[ScoreRequest], *, system_prompt: str | None = None) -> list[ScoreResult]:
+        """Log-likelihoods of each continuation as the assistant's answer to the context as a user message
+        (the chat template applied to the context); backends that cannot raise ScoringNotSupportedError."""
+        from ..errors import ScoringNotSupportedError
+
+        raise ScoringNotSupportedError(
+            f"The {self.backend_name} backend cannot score answers under a chat template; use chat=False.")
+
+    def generate_many(self, prompts: Sequence[Sequence[Message]], options: GenerationOptions,
+                      on_result: Callable[[int, str, StreamStats, Exception | None], None] | None = None, *,
+                      should_stop: Callable[[], bool] = lambda: False, max_parallel: int | None = None,
+                      ) -> list[tuple[str, StreamStats, Exception | None]]:
+        """Answer each message list on its own; ``(text, stats, error)`` per prompt, in input order.
+
+        ``on_result(i, text, stats, error)`` is called as each row finishes. A row that cannot run
+        (e.g. ContextOverflowError) gets ``error`` and ``finish_reason == "error"``; the others still
+        run. On Ctrl-C the row in flight is reported with ``finish_reason == "interrupted"`` before
+        KeyboardInterrupt propagates. This default runs them one after another through
+        :meth:`stream_chat`; backends override it to run rows together.
+        """
+        from ..errors import Gpt4AllError
+
+        results: list[tuple[str, StreamStats, Exception | None]] = [("", StreamStats(), None) for _ in prompts]
+        for i, messages in enumerate(prompts):
+            if should_stop():
+                break
+            stats = StreamStats()
+            pieces: list[str] = []
+            error: Exception | None = None
+            try:
+                stream = self.stream_chat(messages, options, stats, should_stop)
+                try:
+                    for piece in stream:
+                        pieces.append(piece)
+                finally:
+                    stream.close()
+            except KeyboardInterrupt:
+                stats.finish_reason = "interrupted"
+                self.recover()
+                results[i] = ("".join(pieces), stats, None)
+                if on_result is not None:
+                    on_result(i, *results[i])
+                raise
+            except Gpt4AllError as exc:
+                stats.finish_reason, error = "error", exc
+            results[i] = ("".join(pieces), stats, error)
+            if on_result is not None:
+                on_result(i, *results[i])
+        return results
+
     def describe(self) -> dict[str, Any]:
         """Facts for ``%gpt4all status``."""
         return {}

@@ -246,6 +246,40 @@ class LlamaCppModel(LoadedModel):
 
         return score_requests(self, requests)
 
+    def score_chat(self, requests: Sequence[ScoreRequest], *, system_prompt: str | None = None) -> list[ScoreResult]:
+        """Log-likelihoods of continuations as answers to contexts sent as user messages (chat template)."""
+        from .llama_scoring import score_chat_requests
+
+        return score_chat_requests(self, requests, system_prompt=system_prompt)
+
+    # -- batches ---------------------------------------------------------------------------------
+    def generate_many(self, prompts: Sequence[Sequence[Message]], options: GenerationOptions,
+                      on_result: Callable[[int, str, StreamStats, Exception | None], None] | None = None, *,
+                      should_stop: Callable[[], bool] = lambda: False, max_parallel: int | None = None,
+                      ) -> list[tuple[str, StreamStats, Exception | None]]:
+        """Answer many message lists, one token of every running row per llama.cpp decode (see
+        :mod:`.llama_batch`); greedy rows give the same text as :meth:`stream_chat`."""
+        from .llama_batch import generate_many
+
+        results: list[tuple[str, StreamStats, Exception | None]] = [("", StreamStats(), None) for _ in prompts]
+
+        def report(i: int, text: str, stats: StreamStats, error: Exception | None) -> None:
+            results[i] = (text, stats, error)
+            if on_result is not None:
+                on_result(i, text, stats, error)
+
+        tokens: list[list[int]] = []
+        runnable: list[int] = []
+        for i, messages in enumerate(prompts):
+            try:
+                tokens.append(self.tokenize(self.render(messages)))
+                runnable.append(i)
+            except GenerationError as exc:
+                report(i, "", StreamStats(finish_reason="error"), exc)
+        generate_many(self, tokens, options, lambda j, *rest: report(runnable[j], *rest),
+                      should_stop=should_stop, max_parallel=max_parallel or 32)
+        return results
+
     def describe(self) -> dict[str, Any]:
         return {"n_batch": self.llm.n_batch, "chat_template": "gguf" if self.has_chat_template else "fallback"}
 

@@ -1,0 +1,315 @@
+"""What every batch function shares: input checks, a progress bar, Ctrl-C that keeps finished rows, a
+checkpoint file that lets a rerun skip them, and the result frame in input order.
+
+A :class:`Job` runs chunks of row positions. Each finished row is recorded as a dict of result
+columns (and appended to the checkpoint); on Ctrl-C the rows finished so far come back with a
+``status`` column marking the rest ``"interrupted"`` (partial answer kept) or ``"not_run"``.
+Importing this module registers the ``df.gpt4all`` accessor.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from .errors import BatchInputError
+
+__all__ = ["Job", "check_columns", "check_frame", "chunked", "peek_checkpoint", "reserved", "row_key", "text_cells"]
+
+STATUS_OK = "ok"
+_MAGIC = "gpt4all_magic checkpoint"
+
+
+def check_frame(df: Any, what: str = "df") -> Any:
+    """``df`` if it is a non-empty DataFrame, else a BatchInputError naming the fix."""
+    import pandas as pd
+
+    if not isinstance(df, pd.DataFrame):
+        raise BatchInputError(f"{what} must be a pandas DataFrame, got {type(df).__name__}; "
+                              "e.g. pd.DataFrame({'prompt': [...]}).")
+    if len(df) == 0:
+        raise BatchInputError(f"The DataFrame {what} is empty (0 rows); nothing to do.")
+    return df
+
+
+def check_columns(df: Any, names: Iterable[str], role: str = "column", *, lead: str | None = None) -> None:
+    """Every name must be a column of ``df`` (with a did-you-mean for the first that is not); ``lead``
+    (with ``{name}``) replaces the start of the message."""
+    columns = [str(c) for c in df.columns]
+    for name in names:
+        if name not in df.columns:
+            close = difflib.get_close_matches(str(name), columns, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            first = lead.format(name=name) if lead else f"No {role} '{name}' in the DataFrame."
+            raise BatchInputError(f"{first}{hint} Columns: {_short(columns)}.")
+
+
+def text_cells(df: Any, column: str, *, allow_numbers: bool = False) -> list[str]:
+    """The column's cells as text; any other value (None, NaN, a list …) raises, naming the rows."""
+    values = df[column].tolist()
+    bad = []
+    out = []
+    for label, value in zip(df.index, values):
+        if isinstance(value, str):
+            out.append(value)
+        elif allow_numbers and isinstance(value, (int, float)) and not (isinstance(value, float) and math.isnan(value)):
+            out.append(str(value))
+        else:
+            bad.append((label, value))
+            out.append("")
+    if bad:
+        rows = ", ".join(repr(label) for label, _ in bad[:5]) + (" …" if len(bad) > 5 else "")
+        kinds = sorted({_kind(v) for _, v in bad})
+        raise BatchInputError(
+            f"Column '{column}' has {len(bad)} cell(s) that are not text ({', '.join(kinds)}) in row(s) {rows}; "
+            f"fill or convert them first, e.g. df['{column}'] = df['{column}'].fillna('').astype(str).")
+    return out
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "None"
+    if isinstance(value, float) and math.isnan(value):
+        return "NaN"
+    return type(value).__name__
+
+
+def _short(names: Sequence[str], limit: int = 12) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" … ({len(names)} in all)" if len(names) > limit else "")
+
+
+def row_key(label: Any, payload: Any) -> str:
+    """A stable key for a row: its index label and the inputs that decide its result."""
+    data = json.dumps([repr(label), payload], ensure_ascii=False, sort_keys=True, default=str)
+    return hashlib.sha1(data.encode("utf-8")).hexdigest()
+
+
+def peek_checkpoint(path: str | os.PathLike[str] | None) -> dict[str, Any] | None:
+    """The header of an existing checkpoint file (None if there is none)."""
+    if path is None:
+        return None
+    p = Path(path).expanduser()
+    if not p.exists():
+        return None
+    with p.open(encoding="utf-8") as f:
+        first = f.readline()
+    try:
+        header = json.loads(first)
+    except ValueError:
+        header = None
+    if not isinstance(header, dict) or header.get("format") != _MAGIC:
+        raise BatchInputError(f"{p} exists but is not a gpt4all-magic checkpoint; choose another path or delete it.")
+    return header
+
+
+class Job:
+    """One batch run over the rows of a frame: progress, checkpoint, Ctrl-C, results in input order."""
+
+    def __init__(self, df: Any, kind: str, job: dict[str, Any], keys: Sequence[str], *,
+                 checkpoint: str | os.PathLike[str] | None = None, progress: bool = True, desc: str = "",
+                 header: dict[str, Any] | None = None):
+        self.df = df
+        self._header = header or {}
+        self.kind = kind
+        self.job = job
+        self.keys = list(keys)
+        self.results: dict[int, dict[str, Any]] = {}
+        self.interrupted = False
+        self.tokens = 0
+        self.resumed = 0
+        self._path = Path(checkpoint).expanduser() if checkpoint is not None else None
+        self._file: Any = None
+        self._bar: Any = None
+        self._progress = progress
+        self._desc = desc or kind
+        self._started = time.perf_counter()
+        if self._path is not None:
+            self._restore()
+
+    # -- checkpoint ------------------------------------------------------------------------------
+    def _restore(self) -> None:
+        header = peek_checkpoint(self._path)
+        if header is not None:
+            if header.get("kind") != self.kind or header.get("job") != json.loads(json.dumps(self.job, default=str)):
+                diff = _describe_diff(header.get("job") or {}, self.job) if header.get("kind") == self.kind else (
+                    f"it holds a {header.get('kind')} job")
+                raise BatchInputError(
+                    f"The checkpoint {self._path} was written by a different job ({diff}); pass the same "
+                    "arguments to resume, or another checkpoint path to start over.")
+            wanted = {k: i for i, k in enumerate(self.keys)}
+            positions: dict[str, list[int]] = {}
+            for i, k in enumerate(self.keys):
+                positions.setdefault(k, []).append(i)
+            with self._path.open(encoding="utf-8") as f:
+                f.readline()
+                for line in f:
+                    try:
+                        entry = json.loads(line)
+                    except ValueError:
+                        continue  # a line cut short by a crash: that row runs again
+                    if isinstance(entry, dict) and entry.get("key") in wanted:
+                        for i in positions[entry["key"]]:
+                            self.results[i] = entry["row"]
+            self.resumed = len(self.results)
+        else:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            with self._path.open("w", encoding="utf-8") as f:
+                f.write(json.dumps({"format": _MAGIC, "kind": self.kind, "job": self.job, **self._header},
+                                   default=str) + "\n")
+
+    def todo(self) -> list[int]:
+        """Row positions without a result yet."""
+        return [i for i in range(len(self.keys)) if i not in self.results]
+
+    # -- recording -------------------------------------------------------------------------------
+    def record(self, pos: int, row: dict[str, Any], *, tokens: int = 0) -> None:
+        """Keep a row's result; rows with status "ok" also go to the checkpoint (the others run again
+        on resume: an interrupted row, or one that may fit after reloading with a larger window)."""
+        self.results[pos] = row
+        self.tokens += tokens
+        if row.get("status") == STATUS_OK and self._path is not None:
+            if self._file is None:
+                self._file = self._path.open("a", encoding="utf-8")
+            self._file.write(json.dumps({"key": self.keys[pos], "row": row}, default=_json_default) + "\n")
+            self._file.flush()
+        if self._bar is not None:
+            self._bar.update(1)
+            elapsed = max(time.perf_counter() - self._started, 1e-9)
+            if self.tokens:
+                self._bar.set_postfix_str(f"{self.tokens / elapsed:.0f} tok/s", refresh=False)
+
+    # -- running ---------------------------------------------------------------------------------
+    def run(self, chunks: Iterable[list[int]], work: Callable[[list[int]], None]) -> None:
+        """Call ``work`` on each chunk of positions; Ctrl-C stops and keeps what is recorded."""
+        todo = self.todo()
+        if self._progress and todo:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=len(self.keys), initial=len(self.keys) - len(todo), desc=self._desc,
+                             unit="row", file=sys.stderr, dynamic_ncols=True)
+        self._started = time.perf_counter()
+        try:
+            for chunk in chunks:
+                if chunk:
+                    work(chunk)
+        except KeyboardInterrupt:
+            self.interrupted = True
+        finally:
+            if self._bar is not None:
+                self._bar.close()
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+        if self.interrupted:
+            done = sum(1 for r in self.results.values() if r.get("status") != "interrupted")
+            where = f"; rerun the same call to resume from {self._path}" if self._path else (
+                "; pass checkpoint='file.jsonl' to make reruns skip finished rows")
+            print(f"note: interrupted: {done} of {len(self.keys)} rows finished, the others are marked in the "
+                  f"'status' column{where}.", file=sys.stderr)
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self._started
+
+    def frame(self, columns: Sequence[str], attrs: dict[str, Any] | None = None) -> Any:
+        """The input frame plus the result columns and ``status`` / ``error``, in input order."""
+        out = self.df.copy()
+        n = len(self.keys)
+        for column in list(columns) + ["status", "error"]:
+            values = []
+            for i in range(n):
+                row = self.results.get(i)
+                if row is None:
+                    values.append("not_run" if column == "status" else None)
+                else:
+                    values.append(row.get(column))
+            out[column] = values
+        out.attrs.update(attrs or {})
+        out.attrs.update({"interrupted": self.interrupted, "resumed_rows": self.resumed})
+        return out
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):  # numpy scalars
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def _describe_diff(old: dict[str, Any], new: dict[str, Any]) -> str:
+    new = json.loads(json.dumps(new, default=str))
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) != new.get(key):
+            return f"{key}: {old.get(key)!r} then, {new.get(key)!r} now"
+    return "different settings"
+
+
+def reserved(df: Any, columns: Iterable[str]) -> None:
+    """Refuse a frame that already has one of the result columns (``status`` and ``error`` of an
+    earlier batch run are replaced: they describe the latest run)."""
+    clash = [c for c in columns if c in df.columns]
+    if clash:
+        raise BatchInputError(
+            f"The DataFrame already has the result column(s) {', '.join(map(repr, clash))}; drop or rename them "
+            f"first, e.g. df.drop(columns={clash!r}).")
+
+
+def chunked(positions: Sequence[int], size: int) -> list[list[int]]:
+    return [list(positions[i:i + size]) for i in range(0, len(positions), size)]
+
+
+class Gpt4AllAccessor:
+    """``df.gpt4all.generate(...)``, ``.score(...)``, ``.perplexity(...)``, ``.choose(...)``, ``.curate(...)``."""
+
+    def __init__(self, df: Any):
+        self._df = df
+
+    def generate(self, template: str | None = None, **kwargs: Any) -> Any:
+        """:func:`gpt4all_magic.batch.generate_rows` on this frame."""
+        from .batch import generate_rows
+
+        return generate_rows(self._df, template, **kwargs)
+
+    def score(self, context: str = "prompt", continuation: str = "response", **kwargs: Any) -> Any:
+        """:func:`gpt4all_magic.batch.score` on this frame."""
+        from .batch import score
+
+        return score(self._df, context, continuation, **kwargs)
+
+    def perplexity(self, prompt: str = "prompt", response: str = "response", **kwargs: Any) -> Any:
+        """:func:`gpt4all_magic.batch.perplexity` on this frame."""
+        from .batch import perplexity
+
+        return perplexity(self._df, prompt, response, **kwargs)
+
+    def choose(self, **kwargs: Any) -> Any:
+        """:func:`gpt4all_magic.batch_eval.choose` on this frame."""
+        from .batch_eval import choose
+
+        return choose(self._df, **kwargs)
+
+    def curate(self, **kwargs: Any) -> Any:
+        """:func:`gpt4all_magic.curation.curate` on this frame."""
+        from .curation import curate
+
+        return curate(self._df, **kwargs)
+
+
+def register_accessor() -> None:
+    """Register ``df.gpt4all`` (once)."""
+    import pandas as pd
+
+    if "gpt4all" not in getattr(pd.DataFrame, "_accessors", set()):
+        pd.api.extensions.register_dataframe_accessor("gpt4all")(Gpt4AllAccessor)
+
+
+register_accessor()

@@ -1,0 +1,111 @@
+"""``%%gpt4all --df NAME``: the cell is a template run over every row of a DataFrame, and
+``%gpt4all eval``: zero-shot multiple-choice accuracy on the bundled Table 1 task samples."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from IPython.core.error import UsageError
+
+from ..prompts import _FIELD, interpolate
+from . import core
+from ._base import Parser, arg, subcommand, usage_errors
+
+__all__ = ["df_cell"]
+
+
+def _add_flags(p: Parser) -> None:
+    group = p.add_argument_group("batch over a DataFrame")
+    group.add_argument("--df", metavar="NAME",
+                       help="Run the cell as a template over each row of DataFrame NAME ({column} fields); the "
+                            "result is NAME plus response, token counts, tokens/s, finish reason and status.")
+    group.add_argument("--checkpoint", metavar="PATH",
+                       help="With --df: record finished rows in PATH (JSON lines); rerunning skips them.")
+    group.add_argument("--parallel", type=int, default=32, metavar="N",
+                       help="With --df: rows generated together (default: 32).")
+
+
+def df_cell(magics: Any, args: argparse.Namespace, cell: str) -> Any:
+    """Handle ``%%gpt4all --df NAME``; None when the flag is absent (the normal cell runs)."""
+    name = getattr(args, "df", None)
+    if not name:
+        if getattr(args, "checkpoint", None):
+            raise UsageError("--checkpoint only applies with --df NAME.")
+        return None
+    if args.chat:
+        raise UsageError("--chat continues one conversation; it cannot be combined with --df (each row is a "
+                         "fresh turn).")
+    if args.format == "code":
+        raise UsageError("-f code puts one answer into a new cell; it cannot be combined with --df.")
+    if args.parallel < 1:
+        raise UsageError(f"--parallel must be at least 1, got {args.parallel}.")
+    out = magics._check_variable(args.out)
+    ns = magics.shell.user_ns if magics.shell is not None else {}
+    if name not in ns:
+        raise UsageError(f"No variable named '{name}'; create the DataFrame first, e.g. {name} = pd.DataFrame(...).")
+    import pandas as pd
+
+    df = ns[name]
+    if not isinstance(df, pd.DataFrame):
+        raise UsageError(f"--df needs a pandas DataFrame, but '{name}' is a {type(df).__name__}.")
+    template = cell.strip("\r\n").rstrip()
+    if not template.strip():
+        raise UsageError("The cell is empty: write the prompt template below %%gpt4all --df, e.g. "
+                         "Summarize {text} in one line.")
+    template = _fill_variables(template, ns, set(map(str, df.columns)))
+    from .. import batch
+
+    with usage_errors():
+        options = magics._cell_options(args)
+        result = batch.generate_rows(df, template, model=args.model, options=options, manager=magics.manager,
+                                     checkpoint=args.checkpoint, max_parallel=args.parallel, progress=True)
+    ok = int((result["status"] == "ok").sum())
+    if ok < len(result):
+        counts = result["status"].value_counts().to_dict()
+        print("note: " + ", ".join(f"{n} {s}" for s, n in counts.items() if s != "ok")
+              + " (see the status and error columns).", file=sys.stderr)
+    if magics.show_status:
+        tokens = result.attrs.get("tokens", 0)
+        elapsed = result.attrs.get("elapsed") or 0.0
+        rate = f" · {tokens / elapsed:.1f} tok/s" if elapsed > 0 and tokens else ""
+        print(f"{result.attrs.get('model')} · {ok}/{len(result)} rows · {tokens} tokens{rate} · "
+              f"seed {result.attrs['options'].get('seed')}")
+    if out:
+        magics.shell.user_ns[out] = result
+    return result
+
+
+def _fill_variables(template: str, ns: dict[str, Any], columns: set[str]) -> str:
+    """Fill ``{name}`` fields that name a notebook variable and not a column (the library fills the
+    columns per row); filled text and ``{{``/``}}`` keep their braces escaped for that second pass."""
+
+    def fill(match: Any) -> str:
+        token, dotted = match.group(0), match.group(1)
+        if dotted is None or dotted.split(".")[0] in columns:
+            return token
+        text, missing = interpolate(token, ns)
+        return token if missing else text.replace("{", "{{").replace("}", "}}")
+
+    return _FIELD.sub(fill, template)
+
+
+@subcommand("eval", "Zero-shot multiple-choice accuracy (lm-evaluation-harness formats) on task samples.",
+            arg("tasks", nargs="*", metavar="TASK",
+                help="Tasks (default: all seven of the GPT4All paper's Table 1): boolq piqa hellaswag "
+                     "winogrande arc_easy arc_challenge openbookqa."),
+            arg("-m", "--model", action="append", metavar="MODEL",
+                help="Model to evaluate (repeat to compare several; default: the loaded model)."),
+            arg("--metric", choices=("acc", "acc_norm"), default="acc", help="The metric in the table."),
+            arg("--plot", action="store_true", help="Also draw the bar chart."))
+def _eval(magics: Any, args: argparse.Namespace) -> Any:
+    from .. import batch_eval
+
+    models = args.model or [None]  # None: the loaded (or default) model
+    return batch_eval.compare(models, args.tasks or None, metric=args.metric, manager=magics.manager,
+                              plot=args.plot)
+
+
+core.CELL_EXTENSIONS.append(_add_flags)
+core.CELL_HANDLERS.append(df_cell)

@@ -240,3 +240,28 @@ def test_status_reports_model_memory_and_totals(manager):
     assert status["file_size"] == "98.4 MB"
     assert status["n_ctx"] == 2048 and status["n_threads"] == default_threads()
     assert status["rss"].endswith("MB") and status["completion_tokens"] >= 40
+
+
+def test_ctrl_c_while_llama_cpp_logs_during_a_load_is_not_lost(monkeypatch):
+    """llama.cpp logs through a ctypes callback while loading; an interrupt landing there must surface."""
+    from gpt4all_magic.backends import llama_cpp as backend
+
+    backend.import_llama_cpp()
+    log = backend.log.log
+    sent: list[str] = []
+
+    def log_and_interrupt(level, fmt, line):
+        if not sent:
+            sent.append(line)
+            _thread.interrupt_main()
+            time.sleep(0.01)
+        log(level, fmt, line)
+
+    monkeypatch.setattr(backend.log, "log", log_and_interrupt)
+    m = ModelManager(n_ctx=512)
+    with pytest.raises(KeyboardInterrupt):
+        m.load()
+    assert sent and m.current is None
+    monkeypatch.setattr(backend.log, "log", log)
+    assert m.load().name == "smollm2-135m-instruct"
+    m.unload()

@@ -23,15 +23,13 @@ the one-at-a-time ones. Everything here runs under the manager's lock; nothing h
 from __future__ import annotations
 
 import collections
-import contextlib
-import signal
-import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
-from ..errors import ContextOverflowError, GenerationError
+from ..errors import GenerationError
 from ..options import GenerationOptions
 from .base import StreamStats
+from .llama_cpp import deferred_interrupt
 
 __all__ = ["BatchContext", "generate_many", "generation_context", "scoring_context"]
 
@@ -45,27 +43,6 @@ FLASH_ATTN = False  # generation, like the main context
 SCORING_UBATCH = 48
 MAX_SEQ = 256  # llama.cpp's LLAMA_MAX_SEQ
 _PAD = 256  # llama.cpp pads the attended KV range to this many cells
-
-
-@contextlib.contextmanager
-def deferred_interrupt() -> Iterator[None]:
-    """Hold Ctrl-C back until the block ends. llama.cpp logs through a Python callback while it makes
-    or frees a context, and a KeyboardInterrupt raised inside a ctypes callback is swallowed."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[bool] = []
-    try:
-        previous = signal.signal(signal.SIGINT, lambda *_: caught.append(True))
-    except (ValueError, OSError):  # not the main interpreter, or signals unavailable
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if caught:
-        raise KeyboardInterrupt
 
 
 class BatchContext:
@@ -302,7 +279,7 @@ def generate_many(model: Any, prompts: Sequence[list[int]], options: GenerationO
     The prompts' common prefix (chat template, system prompt) is evaluated once and copied into
     each row's KV stream, which gives the same numbers as evaluating the whole prompt.
     """
-    from .llama_cpp import _next_pow2
+    from .llama_cpp import context_overflow
 
     seed = options.seed if options.seed is not None else 0xFFFFFFFF
     stops = [s.encode("utf-8") for s in options.stop]
@@ -311,10 +288,7 @@ def generate_many(model: Any, prompts: Sequence[list[int]], options: GenerationO
     for i, prompt in enumerate(prompts):
         room = model.n_ctx - len(prompt)
         if room < 1 or not prompt:
-            error = ContextOverflowError(
-                f"The prompt is {len(prompt):,} tokens but {model.name}'s context window is {model.n_ctx:,}; "
-                f"shorten this row or reload with `%gpt4all load {model.name} --n-ctx "
-                f"{_next_pow2(len(prompt) + options.max_tokens)}`.", prompt_tokens=len(prompt), n_ctx=model.n_ctx)
+            error = context_overflow(model, "The prompt of this row", len(prompt), len(prompt) + options.max_tokens)
             on_result(i, "", StreamStats(prompt_tokens=len(prompt), finish_reason="error"), error)
             continue
         row = _Row(i, list(prompt), min(options.max_tokens, room), stops, hold)

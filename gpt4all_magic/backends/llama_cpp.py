@@ -8,8 +8,10 @@ reaches a notebook cell.
 from __future__ import annotations
 
 import collections
+import contextlib
 import ctypes
 import logging
+import signal
 import threading
 from typing import Any, Callable, Iterator, Sequence
 
@@ -17,7 +19,8 @@ from ..errors import ContextOverflowError, GenerationError, ModelLoadError
 from ..options import GenerationOptions
 from .base import Backend, LoadedModel, Message, ModelRef, ScoreRequest, ScoreResult, StreamStats
 
-__all__ = ["LlamaCppBackend", "LlamaCppModel", "import_llama_cpp", "native_log_tail"]
+__all__ = ["LlamaCppBackend", "LlamaCppModel", "context_overflow", "deferred_interrupt", "import_llama_cpp",
+           "native_log_tail"]
 
 log = logging.getLogger("gpt4all_magic.llama_cpp")
 _NATIVE_LOG: collections.deque[str] = collections.deque(maxlen=40)
@@ -60,6 +63,30 @@ def import_llama_cpp() -> Any:
         return llama_cpp
 
 
+@contextlib.contextmanager
+def deferred_interrupt() -> Iterator[None]:
+    """Hold Ctrl-C back until the block ends, then raise it.
+
+    llama.cpp logs through our Python callback while it loads a model or makes/frees a context, and a
+    KeyboardInterrupt raised inside a ctypes callback is swallowed (lost). Main thread only.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[bool] = []
+    try:
+        previous = signal.signal(signal.SIGINT, lambda *_: caught.append(True))
+    except (ValueError, OSError):  # not the main interpreter, or signals unavailable
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
 def native_log_tail(n: int = 5, min_level_words: tuple[str, ...] = ("error", "failed", "invalid")) -> str:
     """The last native log lines that look like errors, for error messages."""
     lines = [ln for ln in _NATIVE_LOG if any(w in ln.lower() for w in min_level_words)]
@@ -82,11 +109,12 @@ class LlamaCppBackend(Backend):
             raise ModelLoadError(f"'{ref.name}' has no local file; the llama.cpp backend needs a .gguf path.")
         _NATIVE_LOG.clear()
         try:
-            llm = llama_cpp.Llama(
-                model_path=str(ref.path), n_ctx=n_ctx, n_batch=min(self.n_batch, n_ctx),
-                n_threads=n_threads, n_threads_batch=n_threads, flash_attn=self.flash_attn,
-                use_mlock=self.use_mlock, verbose=False,
-            )
+            with deferred_interrupt():
+                llm = llama_cpp.Llama(
+                    model_path=str(ref.path), n_ctx=n_ctx, n_batch=min(self.n_batch, n_ctx),
+                    n_threads=n_threads, n_threads_batch=n_threads, flash_attn=self.flash_attn,
+                    use_mlock=self.use_mlock, verbose=False,
+                )
         except (ValueError, RuntimeError, OSError) as exc:
             detail = native_log_tail() or str(exc)
             raise ModelLoadError(
@@ -175,11 +203,7 @@ class LlamaCppModel(LoadedModel):
         stats.prompt_tokens = n_prompt
         room = self.n_ctx - n_prompt
         if room < 1:
-            raise ContextOverflowError(
-                f"The prompt is {n_prompt:,} tokens but {self.name}'s context window is {self.n_ctx:,}; "
-                f"shorten it or reload with a larger window (`%gpt4all load {self.name} --n-ctx "
-                f"{_next_pow2(n_prompt + options.max_tokens)}`).",
-                prompt_tokens=n_prompt, n_ctx=self.n_ctx)
+            raise context_overflow(self, "The prompt", n_prompt, n_prompt + options.max_tokens)
         max_tokens = options.max_tokens
         if max_tokens > room:
             stats.notices.append(
@@ -289,7 +313,8 @@ class LlamaCppModel(LoadedModel):
             scorer.close()
         llm, self.llm = self.llm, None
         if llm is not None:
-            llm.close()
+            with deferred_interrupt():
+                llm.close()
 
 
 def _utf8_safe_end(buf: bytes, end: int) -> int:
@@ -303,8 +328,13 @@ def _utf8_safe_end(buf: bytes, end: int) -> int:
     return end
 
 
-def _next_pow2(n: int) -> int:
-    p = 512
-    while p < n:
-        p *= 2
-    return p
+def context_overflow(model: LoadedModel, what: str, n_tokens: int, wanted: int) -> ContextOverflowError:
+    """The one-line error for ``what`` (``n_tokens`` long) not fitting ``model``'s context window; it
+    names the ``--n-ctx`` (a power of two >= ``wanted``) that would fit."""
+    n_ctx = 512
+    while n_ctx < wanted:
+        n_ctx *= 2
+    return ContextOverflowError(
+        f"{what} is {n_tokens:,} tokens but {model.name}'s context window is {model.n_ctx:,}; shorten it or "
+        f"reload with a larger window (`%gpt4all load {model.name} --n-ctx {n_ctx}`).",
+        prompt_tokens=n_tokens, n_ctx=model.n_ctx)

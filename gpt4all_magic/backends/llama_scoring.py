@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from ..errors import ContextOverflowError
+from .llama_cpp import context_overflow
 from .base import ScoreRequest, ScoreResult
 from .llama_batch import SCORING_UBATCH, BatchContext, scoring_context
 
@@ -65,10 +65,7 @@ def _check_fits(model: Any, pairs: Sequence[tuple[list[int], list[int]]]) -> Non
     for i, (ctx, cont) in enumerate(pairs):
         n = len(ctx) + len(cont) - 1  # the last token is never evaluated
         if n > model.n_ctx:
-            raise ContextOverflowError(
-                f"Request {i} is {n + 1:,} tokens but {model.name}'s context window is {model.n_ctx:,}; "
-                f"shorten it or reload with a larger window (`%gpt4all load {model.name} --n-ctx "
-                f"{_pow2(n + 1)}`).", prompt_tokens=n + 1, n_ctx=model.n_ctx)
+            raise context_overflow(model, f"Request {i}", n + 1, n + 1)
 
 
 def score_requests(model: Any, requests: Sequence[ScoreRequest], *, move_whitespace: bool = True,
@@ -300,10 +297,3 @@ def _spans(n: int, size: int) -> list[tuple[int, int]]:
         (a, b), (_, d) = spans[-2], spans[-1]
         spans[-2:] = [(a, b - 1), (b - 1, d)]
     return spans
-
-
-def _pow2(n: int) -> int:
-    p = 512
-    while p < n:
-        p *= 2
-    return p

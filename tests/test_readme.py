@@ -21,7 +21,12 @@ def _generated() -> dict[str, str]:
         def __init__(self) -> None:  # help_text needs no shell or manager
             pass
 
+    from gpt4all_magic.magics._base import SUBCOMMANDS
+    from gpt4all_magic.magics.core import subcommand_parser
+
     reference = "```text\n" + _Help.help_text(_Help()).strip() + "\n```"
+    for name in SUBCOMMANDS:
+        reference += "\n\n```text\n" + subcommand_parser(name).format_help().strip() + "\n```"
     rows = ["| setting | default | meaning |", "|---|---|---|"]
     for name, trait in sorted(Gpt4AllMagics.class_traits(config=True).items()):
         default = trait.default()

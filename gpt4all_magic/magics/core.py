@@ -23,7 +23,7 @@ from ..render import extract_code
 from ._base import SUBCOMMANDS, Parser, Table, arg, option_args, subcommand, usage_errors
 from ._stream import StreamDisplay
 
-__all__ = ["Gpt4AllMagics", "cell_parser"]
+__all__ = ["Gpt4AllMagics", "cell_parser", "subcommand_parser"]
 
 CELL_EXTENSIONS: list[Callable[[Parser], None]] = []  # other modules add cell flags (e.g. --df)
 CELL_HANDLERS: list[Callable[[Gpt4AllMagics, argparse.Namespace, str], Any]] = []  # first non-None wins
@@ -44,6 +44,15 @@ def cell_parser() -> Parser:
     for extend in CELL_EXTENSIONS:
         extend(p)
     return p
+
+
+def subcommand_parser(name: str) -> Parser:
+    """The parser of ``%gpt4all NAME`` (its ``--help`` is the reference for that command)."""
+    command = SUBCOMMANDS[name]
+    parser = Parser(prog=f"%gpt4all {name}", description=command.help)
+    for flags, kwargs in command.args:
+        parser.add_argument(*flags, **kwargs)
+    return parser
 
 
 @magics_class
@@ -236,10 +245,7 @@ class Gpt4AllMagics(Magics):
             close = difflib.get_close_matches(name, list(SUBCOMMANDS), n=1)
             hint = f"Did you mean `%gpt4all {close[0]}`? " if close else ""
             raise UsageError(f"Unknown command '{name}'. {hint}Run `%gpt4all help` for the list.")
-        parser = Parser(prog=f"%gpt4all {name}", description=command.help)
-        for flags, kwargs in command.args:
-            parser.add_argument(*flags, **kwargs)
-        args = parser.parse_line(rest)
+        args = subcommand_parser(name).parse_line(rest)
         if args is None:
             return None
         with usage_errors():

@@ -131,3 +131,23 @@ def shell(manager: ModelManager, shell_factory):
 def fake_shell(fake_manager: ModelManager, shell_factory):
     """A real InteractiveShell with the extension loaded on the fake backend."""
     return shell_factory()
+
+
+@pytest.fixture
+def panels():
+    """Make chat panels (the view updates on every token); stop and close them afterwards."""
+    from gpt4all_magic.chat_panel import ChatPanel
+
+    made: list[ChatPanel] = []
+
+    def make(**kwargs: object) -> ChatPanel:
+        kwargs.setdefault("update_interval", 0.0)
+        panel = ChatPanel(**kwargs)
+        made.append(panel)
+        return panel
+
+    yield make
+    for panel in made:
+        panel.stop()
+        panel.wait(120)
+        panel.close()

@@ -3,21 +3,9 @@
 from __future__ import annotations
 
 import pandas as pd
-from IPython.core.error import UsageError
 
 import gpt4all_magic as g4
-
-
-def run(shell, cell):
-    return shell.run_cell(cell, store_history=True)
-
-
-def usage_error(result) -> str:
-    assert not result.success
-    assert isinstance(result.error_in_exec, UsageError), result.error_in_exec
-    message = str(result.error_in_exec)
-    assert "\n" not in message
-    return message
+from helpers import run, usage_error
 
 
 def test_the_cell_is_a_template_over_each_row(shell, manager, capsys):

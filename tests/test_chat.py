@@ -18,24 +18,6 @@ from gpt4all_magic.chat_context import attachment_budget
 from gpt4all_magic.generation import ChatSession
 
 
-@pytest.fixture
-def panels():
-    """Make panels (updates on every token); stop and close them afterwards."""
-    made: list[ChatPanel] = []
-
-    def make(**kwargs: Any) -> ChatPanel:
-        kwargs.setdefault("update_interval", 0.0)
-        panel = ChatPanel(**kwargs)
-        made.append(panel)
-        return panel
-
-    yield make
-    for panel in made:
-        panel.stop()
-        panel.wait(120)
-        panel.close()
-
-
 def settings(panel: ChatPanel, **values: Any) -> None:
     """Set generation controls the way a user does, by changing the widgets."""
     for name, value in values.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 from html.parser import HTMLParser
@@ -39,21 +40,9 @@ def fresh_widgets():
 
 
 @pytest.fixture
-def panels(fake_manager):
-    made: list[ChatPanel] = []
-
-    def make(**kwargs: Any) -> ChatPanel:
-        kwargs.setdefault("manager", fake_manager)
-        kwargs.setdefault("update_interval", 0.0)
-        panel = ChatPanel(**kwargs)
-        made.append(panel)
-        return panel
-
-    yield make
-    for panel in made:
-        panel.stop()
-        panel.wait(30)
-        panel.close()
+def panels(panels, fake_manager):
+    """conftest's panel factory, on the fake backend unless a test says otherwise."""
+    return functools.partial(panels, manager=fake_manager)
 
 
 def send(panel: ChatPanel, text: str) -> None:

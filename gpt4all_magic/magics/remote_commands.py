@@ -36,21 +36,22 @@ def _concurrency(text: str) -> int:
 
 
 @subcommand("connect", "Use the models of an OpenAI-compatible server (llama-server, vLLM, Ollama, llama_cpp.server).",
-            arg("url", help="The server, e.g. http://127.0.0.1:8000 (/v1 is added when the URL has no path)."),
-            arg("--model", help="Which of the server's models to use (default: the first it lists)."),
+            arg("url", nargs="?", help="The server, e.g. http://127.0.0.1:8000 (/v1 is added when the URL has no "
+                                       "path; default: $GPT4ALL_MAGIC_SERVER_URL, else $OPENAI_BASE_URL)."),
+            arg("--model", help="Which of the server's models to use (default: $GPT4ALL_MAGIC_SERVER_MODEL, "
+                                "else the first it lists)."),
             arg("--api-key-env", default="OPENAI_API_KEY", metavar="VAR",
                 help="Environment variable holding the API key, read at each request and never stored "
                      "(default: OPENAI_API_KEY; unset means no key is sent)."),
-            arg("--timeout", type=_positive_float, default=120.0, metavar="S",
-                help="Seconds to wait for the server to send something before failing (default: 120)."),
-            arg("--concurrency", type=_concurrency, default=4, metavar="N",
-                help="Requests in flight at once for batch work and scoring (default: 4)."))
+            arg("--timeout", type=_positive_float, metavar="S",
+                help="Seconds to wait for the server to send something before failing "
+                     "(default: $GPT4ALL_MAGIC_SERVER_TIMEOUT, else 120)."),
+            arg("--concurrency", type=_concurrency, metavar="N",
+                help="Requests in flight at once for batch work and scoring "
+                     "(default: $GPT4ALL_MAGIC_SERVER_CONCURRENCY, else 4)."))
 def _connect(magics: Any, args: argparse.Namespace) -> None:
     from ..backends.openai import connect
 
-    if args.api_key_env and not args.api_key_env.replace("_", "a").isalnum():
-        raise UsageError(f"--api-key-env takes the NAME of an environment variable (e.g. OPENAI_API_KEY), "
-                         f"not {args.api_key_env!r}; never put the key itself in a notebook.")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")  # e.g. plain HTTP to another machine: say it at every connect
         try:

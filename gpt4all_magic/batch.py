@@ -21,7 +21,15 @@ import pandas as pd
 
 from .backends.base import ScoreRequest
 from .batch_runner import Job, check_columns, check_frame, chunked, peek_checkpoint, reserved, row_key, text_cells
-from .errors import BatchInputError, ContextOverflowError, Gpt4AllError
+from .errors import (
+    BatchInputError,
+    ContextOverflowError,
+    Gpt4AllError,
+    RemoteAuthError,
+    RemoteConnectionError,
+    RemoteTimeoutError,
+    ScoringNotSupportedError,
+)
 from .manager import ModelManager, get_manager
 from .options import GenerationOptions
 from .prompts import _FIELD, interpolate
@@ -234,14 +242,18 @@ def score(df: pd.DataFrame, context: str = "prompt", continuation: str = "respon
 
 def run_chunk(manager: ModelManager, model: Any, positions: list[int], requests: list[list[ScoreRequest]],
               run: Any, on_row: Any, on_error: Any) -> None:
-    """Score the requests of several rows in one call; if one row does not fit, score row by row so
-    only that row is marked."""
+    """Score the requests of several rows in one call; if a row fails (too long, a server error for
+    that text), score row by row so only that row is marked. Errors that are not about a row (the
+    server cannot score, went away, timed out, refused the key) end the job; its Job keeps the rows
+    finished so far."""
     flat = [r for rs in requests for r in rs]
     with manager.acquire("batch scoring"):
         current = manager.ensure_loaded(model)
         try:
             results = run(current, flat)
-        except ContextOverflowError:
+        except _JOB_ERRORS:
+            raise
+        except Gpt4AllError:
             results = None
         if results is not None:
             k = 0
@@ -252,8 +264,14 @@ def run_chunk(manager: ModelManager, model: Any, positions: list[int], requests:
         for pos, rs in zip(positions, requests):
             try:
                 on_row(pos, run(current, rs))
+            except _JOB_ERRORS:
+                raise
             except Gpt4AllError as exc:
                 on_error(pos, exc)
+
+
+# Errors about the whole job rather than one row: retrying row by row would only repeat them.
+_JOB_ERRORS = (ScoringNotSupportedError, RemoteConnectionError, RemoteAuthError, RemoteTimeoutError)
 
 
 def _score_row(result: Any) -> dict[str, Any]:

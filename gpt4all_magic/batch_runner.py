@@ -3,7 +3,8 @@ checkpoint file that lets a rerun skip them, and the result frame in input order
 
 A :class:`Job` runs chunks of row positions. Each finished row is recorded as a dict of result
 columns (and appended to the checkpoint); on Ctrl-C the rows finished so far come back with a
-``status`` column marking the rest ``"interrupted"`` (partial answer kept) or ``"not_run"``.
+``status`` column marking the rest ``"interrupted"`` (partial answer kept) or ``"not_run"``; an
+error that stops the job after some rows finished (the server went away) keeps them the same way.
 Importing this module registers the ``df.gpt4all`` accessor.
 """
 
@@ -19,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from .errors import BatchInputError
+from .errors import BatchInputError, Gpt4AllError
 
 __all__ = ["Job", "check_columns", "check_frame", "chunked", "peek_checkpoint", "reserved", "row_key", "text_cells"]
 
@@ -123,6 +124,7 @@ class Job:
         self.keys = list(keys)
         self.results: dict[int, dict[str, Any]] = {}
         self.interrupted = False
+        self.stopped_by: str | None = None  # the error that ended the job early, rows kept
         self.tokens = 0
         self.resumed = 0
         self._path = Path(checkpoint).expanduser() if checkpoint is not None else None
@@ -202,6 +204,10 @@ class Job:
                     work(chunk)
         except KeyboardInterrupt:
             self.interrupted = True
+        except Gpt4AllError as exc:
+            if len(self.results) <= self.resumed:
+                raise  # nothing finished in this run: the error itself is the answer
+            self.stopped_by = str(exc)  # keep the finished rows; the rest stay "not_run"
         finally:
             if self._bar is not None:
                 self._bar.close()
@@ -214,6 +220,11 @@ class Job:
                 "; pass checkpoint='file.jsonl' to make reruns skip finished rows")
             print(f"note: interrupted: {done} of {len(self.keys)} rows finished, the others are marked in the "
                   f"'status' column{where}.", file=sys.stderr)
+        elif self.stopped_by is not None:
+            where = f"; fix it and rerun the same call to resume from {self._path}" if self._path else (
+                "; fix it and rerun (pass checkpoint='file.jsonl' to make reruns skip finished rows)")
+            print(f"note: stopped after {len(self.results)} of {len(self.keys)} rows ({self.stopped_by}); the "
+                  f"others are marked 'not_run'{where}.", file=sys.stderr)
 
     @property
     def elapsed(self) -> float:
@@ -233,7 +244,8 @@ class Job:
                     values.append(row.get(column))
             out[column] = values
         out.attrs.update(attrs or {})
-        out.attrs.update({"interrupted": self.interrupted, "resumed_rows": self.resumed})
+        out.attrs.update({"interrupted": self.interrupted, "resumed_rows": self.resumed,
+                          "stopped_by": self.stopped_by})
         return out
 
 

@@ -256,6 +256,45 @@ def test_score_columns_and_perplexity_summary(manager):
     assert row["corpus_perplexity"] == pytest.approx(math.exp(-chat["logprob"].sum() / chat["n_tokens"].sum()))
 
 
+def test_a_failing_row_or_a_lost_server_keeps_the_finished_rows(manager, monkeypatch, capsys):
+    from gpt4all_magic.errors import GenerationError, RemoteConnectionError
+
+    df = pd.DataFrame({"prompt": ["Name a colour.", "What is 2+2?", "Say hi.", "Count to three."],
+                       "response": ["Blue.", "BOOM", "Hi!", "1, 2, 3."]})
+    clean = g4.score(df, manager=manager, progress=False)
+    model = manager.ensure_loaded()
+    real_score = model.score
+    calls = []
+
+    def flaky(requests):  # a server error for one text (as a server's HTTP 500 after retries)
+        calls.append(len(requests))
+        if any(r.continuation == "BOOM" for r in requests):
+            raise GenerationError("The server answered HTTP 500 to /completions: boom")
+        return real_score(requests)
+
+    monkeypatch.setattr(model, "score", flaky)
+    out = g4.score(df, manager=manager, progress=False, chunk_size=4)
+    assert list(out["status"]) == ["ok", "error", "ok", "ok"] and "HTTP 500" in out.loc[1, "error"]
+    ok = out["status"] == "ok"
+    assert (out.loc[ok, "logprob"] == clean.loc[ok, "logprob"]).all()  # the others scored as before
+
+    def server_gone(requests):  # the server dies after the first chunk: a job-level error
+        if len(calls) >= 1:
+            raise RemoteConnectionError("Cannot reach the server at http://127.0.0.1:9/v1; is it running?")
+        calls.append(len(requests))
+        return real_score(requests)
+
+    calls.clear()
+    monkeypatch.setattr(model, "score", server_gone)
+    out = g4.score(df, manager=manager, progress=False, chunk_size=2)
+    assert (out["status"] == "ok").sum() == 2 and (out["status"] == "not_run").sum() == 2
+    assert "Cannot reach the server" in out.attrs["stopped_by"]
+    assert "stopped after 2 of 4 rows" in capsys.readouterr().err
+    calls.append(0)
+    with pytest.raises(RemoteConnectionError):  # nothing finished: the error itself
+        g4.score(df, manager=manager, progress=False, chunk_size=2)
+
+
 def g4_request(context: str, continuation: str):
     from gpt4all_magic.backends.base import ScoreRequest
 

@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import gc
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -135,7 +136,13 @@ class ModelManager:
     def acquire(self, purpose: str = "generation") -> Iterator[None]:
         """Hold the model for ``purpose``; wait up to ``busy_timeout`` seconds for another holder."""
         timeout = -1 if self.busy_timeout is None else self.busy_timeout
-        if not self.lock.acquire(timeout=timeout):
+        acquired = self.lock.acquire(blocking=False)
+        if not acquired:
+            if threading.current_thread() is threading.main_thread():  # a cell: say why it is not running yet
+                print(f"note: waiting for the model ({self._holder or 'another task'}); interrupt the kernel to "
+                      "stop waiting.", file=sys.stderr, flush=True)
+            acquired = self.lock.acquire(timeout=timeout)
+        if not acquired:
             raise ModelBusyError(
                 f"The model is busy ({self._holder or 'another task'}) for more than {self.busy_timeout:.0f} s; "
                 "wait for it to finish or press Stop in the chat panel, then run this again.")

@@ -161,8 +161,9 @@ def test_a_cell_run_during_a_reply_waits_for_it(manager, panels, shell, capsys, 
     assert panel.turns[-1].text == expected_chat
     main = threading.main_thread().name
     assert spans == [("start", "gpt4all-chat"), ("end", "gpt4all-chat"), ("start", main), ("end", main)]
-    out = capsys.readouterr().out
-    assert expected_cell in out and expected_chat[:30] not in out  # no chat text in the cell's output
+    captured = capsys.readouterr()
+    assert expected_cell in captured.out and expected_chat[:30] not in captured.out  # no chat text in the cell's output
+    assert "note: waiting for the model (chat)" in captured.err  # the cell says why it has not started
 
 
 def test_a_cell_told_the_model_is_busy_leaves_the_reply_intact(manager, panels, shell):

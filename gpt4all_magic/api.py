@@ -6,15 +6,33 @@ import os
 from typing import Any
 
 from .backends.base import LoadedModel
+from .errors import ModelNotDownloadedError
 from .manager import get_manager
 
 __all__ = ["list_models", "load", "model_info", "status", "unload"]
 
 
 def load(name: str | os.PathLike[str] | None = None, *, n_ctx: int | None = None, n_threads: int | None = None,
-         force: bool = False) -> LoadedModel:
-    """Load a model (default: the configured default, else the bundled one) and keep it loaded."""
-    return get_manager().load(name, n_ctx=n_ctx, n_threads=n_threads, force=force)
+         force: bool = False, download: bool = False) -> LoadedModel:
+    """Load a model (default: the configured default, else the bundled one) and keep it loaded.
+
+    ``download=True`` first fetches a catalog or Hub model that is not on disk yet, as
+    ``%gpt4all load NAME --download`` does (refused before fetching if it cannot fit in free RAM).
+    """
+    manager = get_manager()
+    if download:
+        from .downloads import download_for_load
+
+        download_for_load(name, force=force, manager=manager)
+    try:
+        return manager.load(name, n_ctx=n_ctx, n_threads=n_threads, force=force)
+    except ModelNotDownloadedError:
+        from .downloads import not_downloaded_error
+
+        wanted = str(name) if name is not None else manager.default_model
+        if not wanted:
+            raise
+        raise not_downloaded_error(wanted, manager.models_dir) from None
 
 
 def unload() -> bool:

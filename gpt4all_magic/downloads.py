@@ -9,7 +9,9 @@ is shared with ``hf_hub_download`` and ``hf cache``. Compared with GPT4All's bin
   request (see :mod:`gpt4all_magic.transfer`);
 * offline-friendly: a model already on disk never needs the network, and the catalog is a local file.
 
-Free disk space is checked before the first byte is fetched.
+Free disk space is checked before the first byte is fetched, and only ``.gguf`` files are fetched at all.
+:func:`download_for_load` is the download step of ``load(NAME, download=True)`` (and of
+``%gpt4all load NAME --download``): it refuses a catalog model too big for free RAM before fetching it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import os
 import re
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -27,11 +29,12 @@ from . import catalog, hub_cache
 from .catalog import CatalogEntry
 from .errors import (ChecksumMismatchError, DownloadError, Gpt4AllError, InvalidModelFileError, InvalidOptionError,
                      ModelError, ModelNotDownloadedError, ModelNotFoundError, NotEnoughDiskError,
-                     RemoteFileNotFoundError)
-from .hub_api import REPO_ID_RE, HubCall, hub_endpoint, hub_error, is_offline, offline_error
+                     NotEnoughMemoryError, RemoteFileNotFoundError)
+from .hub_api import REPO_ID_RE, HubCall, gguf_files_hint, hub_endpoint, hub_error, is_offline, offline_error
 from .ggufinfo import human_bytes
 
-__all__ = ["DownloadResult", "RemoveResult", "download", "free_disk_space", "remove"]
+__all__ = ["DownloadResult", "RemoveResult", "download", "download_for_load", "free_disk_space",
+           "not_downloaded_error", "remove"]
 
 
 @dataclass
@@ -175,6 +178,11 @@ def download(name: str, file: str | None = None, *, revision: str | None = None,
     started = time.perf_counter()
     folder = _models_dir(models_dir)
     target = _target(name, file, revision, folder)
+    if target.repo_id and not target.filename.endswith(".gguf"):  # it would download, then fail to load
+        head = (f"{target.filename} in {target.repo_id} is not a GGUF model file, so it was not downloaded "
+                "(models load from .gguf files only)")
+        raise InvalidModelFileError(gguf_files_hint(head, target.repo_id, revision=target.revision, token=token,
+                                                    timeout=timeout))
     if progress is None:
         progress = os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS", "").upper() not in ("1", "ON", "YES", "TRUE")
     bundled = catalog.bundled_model_path()
@@ -189,6 +197,49 @@ def download(name: str, file: str | None = None, *, revision: str | None = None,
         result = _download_hub(target, folder, token, progress, retries, timeout)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def download_for_load(name: str | None = None, *, force: bool = False, manager: Any = None,
+                      progress: bool | None = None, token: str | bool | None = None) -> DownloadResult | None:
+    """The download step of ``load(name, download=True)``: fetch ``name`` (default: the default model) if
+    it is known but not on disk; None if there is nothing to fetch.
+
+    A catalog model whose RAM estimate exceeds free memory is refused before any byte is fetched
+    (``force`` skips that, as it skips the check at load time).
+    """
+    if manager is None:
+        from .manager import get_manager
+
+        manager = get_manager()
+    try:
+        manager.resolve(name)
+        return None
+    except ModelNotDownloadedError:
+        pass
+    wanted = str(name) if name is not None else manager.default_model
+    entry = catalog.find_entry(wanted or "", catalog.load_catalog(manager.models_dir))
+    if entry is not None:
+        from .memory import check_catalog_ram
+
+        try:
+            check_catalog_ram(entry, force)
+        except NotEnoughMemoryError as exc:
+            raise NotEnoughMemoryError(f"{str(exc).removesuffix('.')} (or gpt4all_magic.load({entry.name!r}, "
+                                       "download=True, force=True)).") from None
+    return download(wanted, models_dir=manager.models_dir, progress=progress, token=token)
+
+
+def not_downloaded_error(name: str, models_dir: str | os.PathLike[str] | None = None) -> ModelNotDownloadedError:
+    """The error for a known model that is not on disk, naming both the magic and the Python way to fetch it."""
+    folder = _models_dir(models_dir)
+    entry = catalog.find_entry(name, catalog.load_catalog(folder))
+    text = entry.name if entry is not None else name
+    fetch = (f"run `%gpt4all download {text}` (or gpt4all_magic.download({text!r})), or load it with "
+             f"download=True: gpt4all_magic.load({text!r}, download=True).")
+    if entry is None:
+        return ModelNotDownloadedError(f"{text} is neither a local file nor in the Hugging Face cache; {fetch}")
+    size = f" ({catalog._size_label(entry)})" if entry.filesize else ""
+    return ModelNotDownloadedError(f"{text} is in the catalog but not downloaded yet{size}; {fetch}")
 
 
 def _loadable_name(target: _Target, path: Path, models_dir: Path) -> str:
@@ -241,9 +292,13 @@ def _download_hub(t: _Target, models_dir: Path, token: str | bool | None, progre
         hub_cache.note_partial(partial, t.filename, size)
         try:
             done = _fetch(meta.location, partial, headers, size, t.filename, expected, retries, timeout, progress)
-        except Exception as exc:
-            raise hub_error(exc, call, token=token, timeout=timeout) or exc
-        _verify(done, partial, expected, against, t.filename)
+        except BaseException as exc:
+            _forget_if_empty(partial)
+            if not isinstance(exc, Exception):
+                raise
+            raise hub_error(exc, replace(call, transfer=True), token=token, timeout=timeout) or exc
+        _verify(done, partial, expected, against, t.filename,
+                f"pick another file with `%gpt4all search {t.repo_id}`")
         path = hub_cache.place(partial, t.repo_id, t.filename, t.revision, commit, etag, cache)
     return DownloadResult(_loadable_name(t, path, models_dir), path, done.size, against, "hub",
                           sha256=done.digests.get("sha256"), repo_id=t.repo_id, filename=t.filename,
@@ -270,11 +325,14 @@ def _download_url(t: _Target, models_dir: Path, progress: bool, retries: int, ti
         _check_disk(partial, size, t.filename)
         try:
             done = _fetch(t.url, partial, {}, size, t.filename, expected, retries, timeout, progress)
-        except Exception as exc:
+        except BaseException as exc:
+            _forget_if_empty(partial)
+            if not isinstance(exc, Exception):
+                raise
             origin = urlsplit(t.url)
-            call = HubCall(f"download {t.name}", endpoint=f"{origin.scheme}://{origin.netloc}")
+            call = HubCall(f"download {t.name}", endpoint=f"{origin.scheme}://{origin.netloc}", transfer=True)
             raise hub_error(exc, call, timeout=timeout) or exc
-        _verify(done, partial, expected, against, t.filename)
+        _verify(done, partial, expected, against, t.filename, "pick another model from `%gpt4all list`")
         os.replace(partial, dest)
     return DownloadResult(t.name, dest, done.size, against, "url", sha256=done.digests.get("sha256"),
                           transferred=done.transferred, resumed_from=done.resumed_from)
@@ -310,7 +368,37 @@ def _fetch(url: str, partial: Path, headers: dict[str, str], size: int | None, l
                  timeout=timeout, progress=progress)
 
 
-def _verify(done: Any, partial: Path, expected: tuple[str, str], against: str, label: str) -> None:
+def _forget_if_empty(partial: Path) -> None:
+    """After a failed attempt that saved no byte: leave nothing behind (no empty file, no note for ``rm``)."""
+    try:
+        if partial.exists() and partial.stat().st_size:
+            return
+    except OSError:
+        return
+    partial.unlink(missing_ok=True)
+    partial.with_name(partial.name + ".json").unlink(missing_ok=True)
+
+
+def _unusable_reason(exc: InvalidModelFileError, path: Path) -> str:
+    """A few words on why ggufinfo refused ``path`` (its own message names the internal partial file)."""
+    from .ggufinfo import _Corrupt, _Truncated
+
+    cause = exc.__context__  # ggufinfo raises "from None", which keeps the parser's own exception here
+    if isinstance(cause, _Corrupt):  # e.g. "unsupported GGUF version 0; llama.cpp reads versions 2 and 3"
+        return f"its header is corrupt: {str(cause).split(';')[0]}"
+    if isinstance(cause, _Truncated):
+        return "its header is cut short"
+    try:
+        with path.open("rb") as fh:
+            if fh.read(4) != b"GGUF":
+                return "it does not start with the GGUF signature"
+    except OSError:
+        return "it cannot be read"
+    return "its header is cut short"
+
+
+def _verify(done: Any, partial: Path, expected: tuple[str, str], against: str, label: str,
+            next_step: str) -> None:
     """The gate before a file is offered: wrong bytes are deleted, never loaded."""
     algorithm, want = expected
     got = done.digests.get(algorithm, "")
@@ -326,8 +414,9 @@ def _verify(done: Any, partial: Path, expected: tuple[str, str], against: str, l
         try:
             read_gguf(partial)
         except InvalidModelFileError as exc:
-            error = InvalidModelFileError(f"{label} matches its hash but is not a usable GGUF file ({exc}), so it "
-                                          "was deleted; pick another file of the repository.")
+            # the bytes are the ones published, so downloading them again would not help
+            error = InvalidModelFileError(f"{label} downloaded intact but is not a usable model "
+                                          f"({_unusable_reason(exc, partial)}), so it was deleted; {next_step}.")
     if error is not None:
         partial.unlink(missing_ok=True)
         partial.with_name(partial.name + ".json").unlink(missing_ok=True)
@@ -430,7 +519,9 @@ def _remove_partial(text: str, models_dir: Path) -> RemoveResult:
         paths = hub_cache.partials(target.repo_id, target.filename)
     elif target is not None and target.url:
         paths = [p for p in [models_dir / (target.filename + ".part")] if p.exists()]
-    if not paths:
+    if not any(p.stat().st_size for p in paths if not p.name.endswith(".json")):
+        for p in paths:  # notes (or an empty file) of an attempt that never got a byte: nothing to report
+            p.unlink(missing_ok=True)
         raise ModelNotDownloadedError(f"{text} is not downloaded, so there is nothing to remove.")
     freed = sum(p.stat().st_size for p in paths)
     for p in paths:

@@ -18,8 +18,8 @@ from .errors import (DownloadError, GatedRepoError, Gpt4AllError, InvalidOptionE
                      RemoteFileNotFoundError)
 from .ggufinfo import human_bytes
 
-__all__ = ["HubCall", "hub_endpoint", "hub_error", "is_offline", "offline_error", "quant_of", "repo_files",
-           "search"]
+__all__ = ["HubCall", "gguf_files_hint", "hub_endpoint", "hub_error", "is_offline", "offline_error", "quant_of",
+           "repo_files", "search"]
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 REPO_ID_RE = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
@@ -61,6 +61,7 @@ class HubCall:
     filename: str | None = None
     revision: str = "main"
     endpoint: str | None = None
+    transfer: bool = False  # the file's bytes (the CDN), after the Hub already answered for the repository
 
 
 def hub_error(exc: BaseException, call: HubCall, *, token: str | bool | None = None,
@@ -83,7 +84,18 @@ def hub_error(exc: BaseException, call: HubCall, *, token: str | bool | None = N
         return None
     status = getattr(getattr(exc, "response", None), "status_code", None)
     repo = call.repo_id or ""
-    if isinstance(exc, hf.GatedRepoError) or (status in (401, 403) and not isinstance(exc, hf.RepositoryNotFoundError)):
+    if isinstance(exc, hf.GatedRepoError):  # the Hub said so (X-Error-Code: GatedRepo)
+        return GatedRepoError(_login_hint(repo, endpoint, token))
+    if status in (401, 403) and not isinstance(exc, hf.RepositoryNotFoundError):
+        # A bare refusal is a login problem only if the repository itself is closed to us: a signed CDN link
+        # that expired, or a proxy, answers 403 for public files too, and logging in would not help.
+        if call.transfer or (repo and _readable_without_token(repo, call.revision, endpoint, timeout)):
+            return DownloadError(f"The server refused the download of {call.action.split(' ', 1)[-1]} (HTTP "
+                                 f"{status}); run the same command again to resume where it stopped, or try again "
+                                 "later if it keeps refusing.")
+        if not repo:
+            return DownloadError(f"The Hub refused to {call.action} (HTTP {status}); check your Hugging Face token "
+                                 "(HF_TOKEN or `hf auth login`), or try again later.")
         return GatedRepoError(_login_hint(repo, endpoint, token))
     if isinstance(exc, hf.RepositoryNotFoundError):
         return RemoteFileNotFoundError(
@@ -111,19 +123,39 @@ def _login_hint(repo_id: str, endpoint: str, token: str | bool | None) -> str:
             "with `hf auth login` in a terminal (or set the HF_TOKEN environment variable), then run this again.")
 
 
+def _readable_without_token(repo_id: str, revision: str, endpoint: str, timeout: float) -> bool:
+    """Whether anyone may read ``repo_id``'s files: its metadata answers without a token and it is not gated."""
+    from huggingface_hub import HfApi
+
+    try:
+        info = HfApi(endpoint=endpoint, token=False).model_info(repo_id, revision=revision, timeout=timeout)
+    except Exception:
+        return False
+    return not info.gated and not info.private
+
+
 def _missing_file_hint(call: HubCall, token: str | bool | None, timeout: float) -> str:
     repo = call.repo_id or ""
+    head = f"{repo} has no file {call.filename!r}"
+    return gguf_files_hint(head, repo, revision=call.revision, token=token, timeout=timeout,
+                           none=f"{head} and no GGUF files at all")
+
+
+def gguf_files_hint(head: str, repo_id: str, *, revision: str = "main", token: str | bool | None = None,
+                    timeout: float = 15.0, none: str | None = None) -> str:
+    """``head`` followed by the GGUF files ``repo_id`` has and how to download one (one request; without
+    the network, a pointer to ``%gpt4all search``)."""
     try:
-        files = [row["file"] for row in repo_files(repo, revision=call.revision, token=token, timeout=timeout)]
+        files = [row["file"] for row in repo_files(repo_id, revision=revision, token=token, timeout=timeout)]
     except Gpt4AllError:
         files = None
-    head = f"{repo} has no file {call.filename!r}"
     if files is None:
-        return f"{head}; see its files with `%gpt4all search {repo}`."
+        return f"{head}; see its files with `%gpt4all search {repo_id}`."
     if not files:
-        return f"{head} and no GGUF files at all; look for a GGUF version with `%gpt4all search {repo.split('/')[-1]}`."
+        return (f"{none or head + ', and the repository has no GGUF files at all'}; look for a GGUF version with "
+                f"`%gpt4all search {repo_id.split('/')[-1]}`.")
     shown = ", ".join(files[:8]) + (f" (+{len(files) - 8} more)" if len(files) > 8 else "")
-    return f"{head}; its GGUF files are: {shown}. Download one with `%gpt4all download {repo} FILE`."
+    return f"{head}; its GGUF files are: {shown}. Download one with `%gpt4all download {repo_id} FILE`."
 
 
 # -- search -------------------------------------------------------------------------------------------

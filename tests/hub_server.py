@@ -14,7 +14,8 @@ The "cdn" server (another port, so another origin: huggingface_hub does not foll
 and must not send the token there) serves blobs with ``Range`` support. ``hub.faults`` injects failures:
 ``drop_after`` (close the connection after that many body bytes), ``corrupt`` (flip one byte),
 ``stall`` (seconds of silence after ``stall_after`` bytes), ``ignore_range``, ``status`` (answer this code),
-each for ``times`` responses (None: every one). ``hub.log`` records every request.
+each for ``times`` responses (None: every one); ``hub_status`` makes the hub's file resolve answer that code
+with no ``X-Error-Code`` (as a proxy or firewall would). ``hub.log`` records every request.
 """
 
 from __future__ import annotations
@@ -97,6 +98,7 @@ class Faults:
     stall_after: int = 0
     ignore_range: bool = False
     status: int | None = None
+    hub_status: int | None = None
     times: int | None = None
 
     def active(self) -> bool:
@@ -251,6 +253,10 @@ class _HubHandler(_Base):
                 return self._error(request, 404, "RevisionNotFound", "Invalid rev id")
             return self._info(request, repo, blobs="true" in query.get("blobs", []))
         if len(segments) >= 5 and segments[2] == "resolve":
+            faults = self.hub.faults
+            if faults.hub_status and faults.active():
+                faults.used()
+                return self._send(request, faults.hub_status, b"refused")
             return self._resolve(request, "/".join(segments[:2]), segments[3], "/".join(segments[4:]))
         self._error(request, 404, "NotFound", "Not found")
 

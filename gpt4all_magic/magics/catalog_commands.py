@@ -4,6 +4,8 @@ parse, call :mod:`gpt4all_magic.downloads`, print one line. (``%gpt4all list`` l
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -38,11 +40,8 @@ def _search(magics: Any, args: argparse.Namespace) -> Any:
 def _download(magics: Any, args: argparse.Namespace) -> None:
     from ..downloads import download
 
-    try:
+    with _resumable():
         result = download(args.name, args.file, revision=args.revision, models_dir=magics.manager.models_dir)
-    except KeyboardInterrupt:
-        raise UsageError("Download interrupted; what arrived is kept, so running the same command again "
-                         "resumes where it stopped.") from None
     print(result.summary())
 
 
@@ -57,22 +56,20 @@ def _rm(magics: Any, args: argparse.Namespace) -> None:
 
 
 def download_if_needed(magics: Any, name: str | None, force: bool) -> None:
-    """For ``%gpt4all load NAME --download``: fetch NAME first when it is known but not on disk.
+    """For ``%gpt4all load NAME --download``: :func:`gpt4all_magic.downloads.download_for_load`, reported."""
+    from ..downloads import download_for_load
 
-    A catalog model whose RAM estimate exceeds free memory is refused before anything is downloaded
-    (``--force`` skips that, as it skips the check at load time).
-    """
-    from .. import catalog
-    from ..errors import ModelNotDownloadedError
-    from ..memory import check_catalog_ram
+    with _resumable():
+        result = download_for_load(name, force=force, manager=magics.manager)
+    if result is not None:
+        print(result.summary())
 
-    manager = magics.manager
+
+@contextmanager
+def _resumable() -> Iterator[None]:
+    """Ctrl-C during a download: one line saying that the bytes are kept for the rerun."""
     try:
-        manager.resolve(name)
-        return
-    except ModelNotDownloadedError:
-        pass
-    entry = catalog.find_entry(name or manager.default_model or "", catalog.load_catalog(manager.models_dir))
-    if entry is not None:
-        check_catalog_ram(entry, force)
-    _download(magics, argparse.Namespace(name=name or manager.default_model, file=None, revision=None))
+        yield
+    except KeyboardInterrupt:
+        raise UsageError("Download interrupted; what arrived is kept, so running the same command again "
+                         "resumes where it stopped.") from None

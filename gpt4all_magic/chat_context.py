@@ -1,6 +1,7 @@
 """``@name`` in a chat message attaches a kernel variable: a DataFrame as its schema and first rows,
 anything else as a bounded repr. The attached text is bounded by a token budget derived from the
-context window, and both its size and its exact text are shown to the user."""
+context window, and both its size and its exact text are shown to the user; a size the model could
+not count (a server without a tokenize endpoint) is shown as an estimate, "≈N tokens"."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ import reprlib
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Mapping
 
-__all__ = ["Attachment", "attach", "attachment_budget", "compose", "count_exactly", "describe", "mentions",
-           "token_counter"]
+__all__ = ["Attachment", "attach", "attachment_budget", "compose", "counts_exactly", "describe", "mentions",
+           "recount", "token_counter"]
 
 # "@df" but not "a@b.com" or "@@x"; the name must be a Python identifier.
 _MENTION = re.compile(r"(?<![\w.@])@([A-Za-z_][A-Za-z0-9_]*)")
 CHARS_PER_TOKEN = 3  # conservative estimate until the model's tokenizer counts exactly
 MAX_ROWS = 5
+_LOCAL = object()  # a backend that does not choose how to count: its models' count_tokens is exact
 
 
 @dataclass
@@ -154,8 +156,10 @@ def attach(text: str, namespace: Mapping[str, Any], budget_tokens: int) -> tuple
     return attachments, missing
 
 
-def count_exactly(attachments: list[Attachment], budget_tokens: int, count: Callable[[str], int]) -> None:
-    """Count each attachment with the model's tokenizer and shorten any over its share of the budget."""
+def recount(attachments: list[Attachment], budget_tokens: int, count: Callable[[str], int], *,
+            exact: bool) -> None:
+    """Count each attachment with the model (``exact``: its tokenizer, not an estimate) and shorten any
+    over its share of the budget."""
     if not attachments:
         return
     per_item = max(16, budget_tokens // len(attachments))
@@ -165,7 +169,7 @@ def count_exactly(attachments: list[Attachment], budget_tokens: int, count: Call
             item.text = _clip(item.text, int(len(item.text) * per_item / tokens * 0.9))
             item.truncated = True
             tokens = count(item.text)
-        item.tokens, item.exact = tokens, True
+        item.tokens, item.exact = tokens, exact
 
 
 def token_counter(loaded: Any) -> Callable[[str], int]:
@@ -175,6 +179,19 @@ def token_counter(loaded: Any) -> Callable[[str], int]:
         return lambda text: len(tokenize(text, special=False))
     base = loaded.count_tokens([{"role": "user", "content": ""}])
     return lambda text: max(0, loaded.count_tokens([{"role": "user", "content": text}]) - base)
+
+
+def counts_exactly(loaded: Any) -> bool:
+    """Whether :func:`token_counter` counts with ``loaded``'s own tokenizer; ask after it has counted once.
+
+    A remote model counts with its server's tokenize endpoint, or estimates (about four characters a
+    token) when the server has none; its backend records which once it has counted, in
+    ``tokenizer_route`` (see :mod:`gpt4all_magic.backends.openai_tokens`). Other models count exactly.
+    """
+    if getattr(loaded, "tokenize", None) is not None:
+        return True
+    route = getattr(getattr(loaded, "backend", None), "tokenizer_route", _LOCAL)
+    return route is _LOCAL or route not in (None, "estimate")
 
 
 def compose(text: str, attachments: list[Attachment]) -> str:

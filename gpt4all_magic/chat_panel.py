@@ -5,7 +5,8 @@ Enter-to-send, the sidebar and "insert as cell". Answers stream from a worker th
 stays usable; the manager's lock serializes them with the magics and batch jobs. Markdown is rendered
 to HTML here in Python with raw HTML disabled. ``@name`` attaches a kernel variable
 (:mod:`gpt4all_magic.chat_context`). The conversation is a :class:`~gpt4all_magic.generation.ChatSession`
-kept in the kernel, optionally saved to a JSON file after every answer.
+kept in the kernel, optionally saved to a JSON file after every answer; a panel opened on that file
+again continues its conversation, with its saved settings except those given explicitly.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any, Mapping
 
 import ipywidgets as w
 
-from .chat_context import attach, attachment_budget, compose, count_exactly, token_counter
+from .chat_context import attach, attachment_budget, compose, counts_exactly, recount, token_counter
 from .chat_controls import OptionControls, control_for
 from .chat_models import load_with_progress, model_choices, model_key
 from .chat_render import assistant_html, code_blocks, empty_html, user_html
@@ -42,17 +43,26 @@ SEND_MARK = "\ue000"
 
 
 class ChatPanel(w.VBox):
-    """A chat with the kernel's model: message list, input, Send/Stop, model selector, settings, status."""
+    """A chat with the kernel's model: message list, input, Send/Stop, model selector, settings, status.
+
+    With ``file`` holding a saved chat, its conversation and settings are restored; what is given here
+    (``options``, option keywords such as ``temp=0.2``, ``system_prompt``) wins over the saved settings.
+    """
 
     def __init__(self, *, model: str | os.PathLike[str] | None = None, system_prompt: str | None = None,
                  options: GenerationOptions | None = None, file: str | os.PathLike[str] | None = None,
                  namespace: Mapping[str, Any] | None = None, manager: ModelManager | None = None,
-                 title: str = "GPT4All chat", height: str = "420px", update_interval: float = 0.05):
+                 title: str = "GPT4All chat", height: str = "420px", update_interval: float = 0.05,
+                 **option_values: Any):
         self.manager = manager or get_manager()
-        self.session = ChatSession(manager=self.manager, options=options or GenerationOptions())
-        if system_prompt is not None:
-            self.session.options = self.session.options.replace(system_prompt=system_prompt)
         self.file = Path(file).expanduser() if file else None
+        # Read the file before building anything: an unusable file fails here, with nothing half made.
+        saved = read_chat(self.file) if self.file is not None and self.file.exists() else None
+        base = options if options is not None or saved is None else saved[0]
+        settings = GenerationOptions.from_mapping(option_values, base=base)
+        if system_prompt is not None:
+            settings = settings.replace(system_prompt=system_prompt)
+        self.session = ChatSession(manager=self.manager, options=settings)
         self.title = title
         self.update_interval = update_interval
         self._namespace = namespace
@@ -64,8 +74,9 @@ class ChatPanel(w.VBox):
         self._syncing = False
         self._sidebar: Sidebar | None = None
         self._build(height)
-        if self.file is not None and self.file.exists():
-            self._restore(self.file)
+        if saved is not None:
+            _, self.session.messages, self.turns = saved
+            self._set_status(f"Restored {self.exchanges} exchange(s) from {self.file.name}.")
         self._render_all()
         self.refresh_models()
         if model is not None:
@@ -341,14 +352,18 @@ class ChatPanel(w.VBox):
         manager = self.manager
         try:
             if manager.current is None:
-                self._load_with_progress(None)
+                load_with_progress(manager, None, self.load_progress, self._loading_status)
             if manager.busy:
                 self._set_status("Waiting for the model: a cell or another job is using it…")
             with manager.acquire("chat"):
                 loaded = manager.ensure_loaded(self.session.model)
+                if self._stop.is_set():  # Stop while the model loaded (or was busy): nothing is generated
+                    self._stopped_before_start(user, answer, loaded.name)
+                    return
                 if user.attachments:
-                    count_exactly(user.attachments, attachment_budget(loaded.n_ctx, options.max_tokens),
-                                  token_counter(loaded))
+                    count = token_counter(loaded)  # first: a server settles how it counts on its first count
+                    recount(user.attachments, attachment_budget(loaded.n_ctx, options.max_tokens), count,
+                            exact=counts_exactly(loaded))
                     self._render(user)
                 answer.state = "streaming"
                 self._render(answer)
@@ -400,6 +415,20 @@ class ChatPanel(w.VBox):
         self._set_status(answer.status + (f" — {notes}" if notes else ""))
         self._save()
         self._refresh_models_quietly()
+
+    def _loading_status(self, text: str) -> None:
+        stopped = " — stopped: the model finishes loading, no answer will follow" if self._stop.is_set() else ""
+        self._set_status(text + stopped)
+
+    def _stopped_before_start(self, user: Turn, answer: Turn, model: str) -> None:
+        answer.state, answer.status = "stopped", "stopped before the answer started"
+        user.sent = answer.sent = False  # the model never saw it: neither saved nor sent again
+        self._render(answer)
+        given_back = not self.input.value.strip()
+        if given_back:  # so Send asks again
+            self._set_input(user.text)
+        self._set_status(f"Stopped before the answer started; {model} is loaded"
+                         + (" and your message is back in the input box." if given_back else "."))
 
     def _failed(self, user: Turn, answer: Turn, exc: BaseException, message: str) -> None:
         answer.state, answer.error, answer.exception = "error", message, exc
@@ -518,13 +547,6 @@ class ChatPanel(w.VBox):
         except OSError as exc:
             self._set_status(f"Could not save the chat to {self.file}: {exc.strerror or exc}.", error=True)
 
-    def _restore(self, path: Path) -> None:
-        options, self.session.messages, self.turns = read_chat(path)
-        self.session.options = options
-        self.controls.set(options)
-        self.system_prompt.value = options.system_prompt or ""
-        self._set_status(f"Restored {self.exchanges} exchange(s) from {path.name}.")
-
 
 def _button(label: str, icon: str, tooltip: str, css: str, handler: Any, style: str = "") -> w.Button:
     button = w.Button(description=label, icon=icon, tooltip=tooltip, button_style=style,
@@ -561,8 +583,8 @@ def chat(*, model: str | os.PathLike[str] | None = None, system_prompt: str | No
     """The kernel's chat panel (created on first use); ``sidebar=True`` puts it in JupyterLab's sidebar.
 
     ``file`` keeps the conversation in a JSON file, restored when a panel is opened on it again (after
-    a kernel restart); ``new=True`` makes a separate panel; generation options are keywords
-    (``temp=0.2``) and show up in the panel's settings.
+    a kernel restart) with its saved settings, except those given here; ``new=True`` makes a separate
+    panel; generation options are keywords (``temp=0.2``) and show up in the panel's settings.
     """
     if area not in ("left", "right"):
         raise InvalidOptionError(f"area must be 'left' or 'right', got {area!r}.")
@@ -580,8 +602,9 @@ def chat(*, model: str | os.PathLike[str] | None = None, system_prompt: str | No
         if model is not None:
             panel.select_model(model)
     else:
+        GenerationOptions.from_mapping(option_values)  # only options here, never the panel's own arguments
         panel = ChatPanel(model=model, system_prompt=system_prompt, file=path, namespace=namespace,
-                          manager=manager, options=GenerationOptions.from_mapping(option_values, base=options))
+                          manager=manager, options=options, **option_values)
         if not new:
             _DEFAULT["panel"] = panel
     if sidebar:

@@ -34,6 +34,7 @@ class Turn:
     attachments: list[Attachment] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # @names with no such variable
     state: str = "done"  # assistant: waiting, streaming, done, stopped, error (user: done or error)
+    sent: bool = True  # False: stopped before the model saw it, so not part of the conversation
     status: str = ""
     error: str = ""
     result: GenerationResult | None = None
@@ -60,7 +61,7 @@ def chat_data(session: ChatSession, turns: list[Turn]) -> dict[str, Any]:
     """What the chat file holds: the session (messages as the model saw them) and the turns as shown."""
     data = session.to_dict()
     data.update({"format": FILE_FORMAT, "version": 1,
-                 "turns": [t.to_dict() for t in turns if t.state != "error"]})
+                 "turns": [t.to_dict() for t in turns if t.sent and t.state != "error"]})
     return data
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import importlib
 import json
+import threading
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from gpt4all_magic import sidebar as sidebar_module
 from gpt4all_magic.chat_panel import SEND_MARK, ChatPanel, chat, default_panel
 from gpt4all_magic.errors import EmptyPromptError, InvalidOptionError, ModelNotFoundError
 from gpt4all_magic.generation import ChatSession
+from gpt4all_magic.options import GenerationOptions
 from gpt4all_magic.sidebar import Sidebar, cell_inserter, current_sidebar, npm_range
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,6 +131,30 @@ def test_the_conversation_survives_in_its_file(panels, fake_manager, tmp_path):
     assert again.turns == [] and json.loads(path.read_text())["messages"] == []
 
 
+def test_settings_given_when_reopening_a_chat_file_win_over_the_saved_ones(panels, fake_manager, tmp_path):
+    path = tmp_path / "chat.json"
+    first = panels(file=path, system_prompt="Old", options=GenerationOptions(max_tokens=64, temp=0.3))
+    send(first, "hello")
+    first.close()
+    again = panels(file=path, system_prompt="NEW", options=GenerationOptions(temp=0.2))
+    assert again.system_prompt.value == "NEW" and again.controls.widgets["temp"].value == 0.2
+    assert [t.text for t in again.turns if t.role == "user"] == ["hello"]  # the conversation is the file's
+    send(again, "more")
+    assert fake_manager.backend.calls[-1][0] == {"role": "system", "content": "NEW"}
+    assert again.turns[-1].result.options["temp"] == 0.2 and again.exchanges == 2
+    again.close()
+    # option keywords change only themselves: the rest are the file's saved settings
+    third = panels(file=path, max_tokens=32)
+    assert third.system_prompt.value == "NEW" and third.controls.widgets["temp"].value == 0.2
+    assert third.controls.widgets["max_tokens"].value == 32 and third.exchanges == 2
+    third.close()
+    reopened = chat(file=path, temp=0.4)  # what `gpt4all_magic.chat()` gives wins too
+    assert reopened.controls.widgets["temp"].value == 0.4 and reopened.system_prompt.value == "NEW"
+    assert reopened.controls.widgets["max_tokens"].value == 200 and reopened.exchanges == 2
+    with pytest.raises(InvalidOptionError):  # only generation options as keywords, not the panel's arguments
+        chat(file=tmp_path / "other.json", new=True, height="300px")
+
+
 def test_bad_chat_files_give_one_line_errors(panels, tmp_path):
     broken = tmp_path / "broken.json"
     broken.write_text("{not json")
@@ -181,6 +207,65 @@ def test_a_failed_answer_gives_the_message_back(panels, fake_manager):
     assert "jp-error-color1" in panel.status.value
     assert panel.input.value == "a question far too long for the window"
     assert panel.exchanges == 0  # nothing half-recorded
+
+
+def test_stop_while_the_model_loads_ends_the_turn_before_it_starts(panels, fake_manager, tmp_path, monkeypatch):
+    backend = fake_manager.backend
+    loading, release = threading.Event(), threading.Event()
+    real_load = backend.load
+
+    def slow_load(*args: Any, **kwargs: Any) -> Any:
+        loading.set()
+        assert release.wait(30)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(backend, "load", slow_load)
+    path = tmp_path / "chat.json"
+    panel = panels(file=path)
+    panel.input.value = "hello while loading"
+    panel.send_button.click()
+    assert loading.wait(30) and fake_manager.current is None
+    panel.stop_button.click()
+    release.set()
+    panel.wait(30)
+    assert [t.role for t in panel.turns] == ["user", "assistant"]
+    answer = panel.turns[-1]
+    assert answer.state == "stopped" and answer.text == "" and answer.result is None
+    assert backend.calls == [] and panel.exchanges == 0  # nothing was generated or recorded
+    assert fake_manager.current is not None and len(backend.loads) == 1  # the model stays loaded
+    status = panel.status.value
+    assert "Stopped before the answer started" in status and fake_manager.current.name in status
+    assert "jp-error-color1" not in status and panel.stop_button.disabled
+    assert 'data-state="stopped"' in answer.html.value
+    assert panel.input.value == "hello while loading"  # given back, so Send asks again
+    send(panel, "and now")
+    assert panel.turns[-1].state == "done" and panel.exchanges == 1 and len(backend.loads) == 1
+    saved = json.loads(path.read_text())
+    assert [t["text"] for t in saved["turns"]] == ["and now", "Echo: and now"]
+    assert ChatSession.load(path).messages == panel.session.messages
+
+
+def test_attachment_sizes_a_server_cannot_count_are_shown_as_estimates(panels, fake_manager):
+    from openai_fakes import FakeOpenAIServer
+
+    from gpt4all_magic.backends.openai import connect, disconnect
+
+    panel = panels(namespace={"data": list(range(300))})
+    send(panel, "What is in @data?")  # the fake backend counts with its own tokenizer
+    item = panel.turns[0].attachments[0]
+    assert item.exact and f"· {item.tokens} tokens" in panel.turns[0].html.value
+    with FakeOpenAIServer() as server:  # no tokenize endpoint: counts are estimated
+        connect(server.url, api_key_env=None, manager=fake_manager)
+        try:
+            send(panel, "And in @data now?")
+        finally:
+            disconnect(manager=fake_manager)
+    user, answer = panel.turns[-2:]
+    assert answer.state == "done", answer.error
+    item = user.attachments[0]
+    assert not item.exact and item.tokens > 1
+    assert f"≈{item.tokens} tokens" in user.html.value
+    assert "≈" not in panel.turns[0].html.value  # the first one was counted exactly
 
 
 def test_code_blocks_can_be_inserted_where_the_front_end_allows(panels, fake_manager):
@@ -275,6 +360,24 @@ def test_magic_opens_the_panel_inline_or_in_the_sidebar(fake_shell, tmp_path):
     (tmp_path / "bad.json").write_text("[")
     bad_file = run(f"%gpt4all chat --file {tmp_path / 'bad.json'}")
     assert isinstance(bad_file.error_in_exec, UsageError) and "bad.json" in str(bad_file.error_in_exec)
+
+
+def test_magic_reopening_a_chat_file_applies_only_the_flags_given(fake_shell, tmp_path):
+    run = lambda line: fake_shell.run_cell(line, store_history=True)
+    path = tmp_path / "chat.json"
+    first = run(f"%gpt4all chat --file {path} --system Old -t 0.3 -n 64").result
+    send(first, "hello")
+    first.close()  # as after a kernel restart: no panel open
+    again = run(f"%gpt4all chat --file {path}").result
+    assert again is not first and again.exchanges == 1
+    assert again.system_prompt.value == "Old" and again.controls.widgets["temp"].value == 0.3
+    assert again.controls.widgets["max_tokens"].value == 64  # no flags: the file's settings survive
+    again.close()
+    changed = run(f"%gpt4all chat --file {path} --system NEW -t 0.2").result
+    assert changed.system_prompt.value == "NEW" and changed.controls.widgets["temp"].value == 0.2
+    assert changed.controls.widgets["max_tokens"].value == 64 and changed.exchanges == 1
+    fresh = run(f"%gpt4all chat --file {tmp_path / 'new.json'} -t 0.25").result  # no file yet: defaults
+    assert fresh.controls.widgets["temp"].value == 0.25 and fresh.controls.widgets["max_tokens"].value == 200
 
 
 def test_one_version_for_python_and_javascript():

@@ -22,7 +22,7 @@ __all__: list[str] = []
     arg("--close", action="store_true", help="Take the panel out of the sidebar (the conversation stays)."),
     arg("--file", metavar="PATH",
         help="Keep the conversation in this JSON file; opening a chat on it again (e.g. after a kernel "
-             "restart) restores it."),
+             "restart) restores it with its saved settings, except those given as flags here."),
     arg("--new", action="store_true", help="Open a separate panel instead of the kernel's chat."),
     *option_args(),
     example="%gpt4all chat --sidebar -t 0.3 --system 'Answer briefly.'",
@@ -38,11 +38,13 @@ def _chat(magics: Any, args: argparse.Namespace) -> Any:
     values = {spec.name: getattr(args, spec.name) for spec in option_specs()
               if getattr(args, spec.name, None) is not None}
     system_prompt = values.pop("system_prompt", None)
-    fresh = panel is None or args.new or (args.file is not None and panel.file != Path(args.file).expanduser())
-    if fresh:  # a new panel starts from the kernel's defaults (`%gpt4all config`) plus the flags
+    path = Path(args.file).expanduser() if args.file is not None else None
+    fresh = panel is None or args.new or (path is not None and panel.file != path)
+    if fresh and (path is None or not path.exists()):
+        # a new chat starts from the kernel's defaults (`%gpt4all config`) plus the flags
         options = GenerationOptions.from_mapping(values, base=magics.default_options)
         values = {}
-    else:  # the open panel keeps its settings; only the flags given change them
+    else:  # an open panel or a saved chat keeps its settings; only the flags given change them
         options = None
         GenerationOptions.from_mapping(values)  # validate now: a bad flag changes nothing
     return chat(model=args.model, system_prompt=system_prompt, file=args.file, sidebar=args.sidebar,

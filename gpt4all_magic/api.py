@@ -52,13 +52,20 @@ def list_models() -> Any:
     return pd.DataFrame(get_manager().model_rows())
 
 
-def model_info(name: str | os.PathLike[str] | None = None) -> dict[str, Any]:
-    """A model's GGUF metadata, read without loading it."""
+def model_info(name: str | os.PathLike[str] | None = None, *, manager: Any = None) -> dict[str, Any]:
+    """A model's GGUF metadata, read without loading it, plus its catalog entry's recommended sampling
+    settings (not applied on their own: ``%gpt4all config`` them to use them)."""
+    from . import catalog
     from .ggufinfo import read_gguf
 
-    manager = get_manager()
+    manager = manager or get_manager()
     ref = manager.resolve(name)
     if ref.path is None:  # a server's model
         rows = [r for r in manager.model_rows() if r.get("name") == ref.name]
         return {"model": ref.name, "source": ref.source, **(rows[0] if rows else {})}
-    return {"model": ref.name, "source": ref.source, **read_gguf(ref.path).summary()}
+    info = {"model": ref.name, "source": ref.source, **read_gguf(ref.path).summary()}
+    entry = catalog.find_entry(ref.name, catalog.load_catalog(manager.models_dir))
+    recommended = {k: v for k, v in (entry.generation_defaults() if entry else {}).items() if k != "system_prompt"}
+    if recommended:
+        info["recommended"] = "%gpt4all config " + " ".join(f"{k}={v}" for k, v in recommended.items())
+    return info

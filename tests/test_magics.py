@@ -243,6 +243,11 @@ def test_load_unload_status_info(shell, capsys, manager):
     assert "<|im_start|>" in capsys.readouterr().out
     html = info._repr_html_()
     assert "<td" in html and "Q4_1" in html
+    # the catalog's per-model settings are shown as the line that applies them (not applied on their own)
+    assert info["recommended"] == "%gpt4all config temp=0.2 top_p=0.9"
+    assert run(shell, info["recommended"]).success
+    options = run(shell, "%gpt4all config").result
+    assert (options["option temp"], options["option top_p"]) == (0.2, 0.9)
 
 
 def test_first_cell_loads_the_default_model(shell, manager):

@@ -309,17 +309,16 @@ def _status(magics: Gpt4AllMagics, args: argparse.Namespace) -> Table:
             arg("name", nargs="?", help="Model name or .gguf path (default: the default model)."),
             arg("--template", action="store_true", help="Also print the chat template."))
 def _info(magics: Gpt4AllMagics, args: argparse.Namespace) -> Table:
-    from ..ggufinfo import read_gguf
+    from ..api import model_info
 
-    ref = magics.manager.resolve(args.name)
-    if ref.path is None:  # a server's model: no file here to read
-        rows = [r for r in magics.manager.model_rows() if r.get("name") == ref.name]
-        return Table({"model": ref.name, "source": ref.source, **(rows[0] if rows else {})},
-                     title=f"Server model: {ref.name}")
-    info = read_gguf(ref.path)
+    info = model_info(args.name, manager=magics.manager)
+    if info["source"] == "remote":  # a server's model: no file here to read
+        return Table(info, title=f"Server model: {info['model']}")
     if args.template:
-        print(info.chat_template or "(no chat template in this file)")
-    return Table({"model": ref.name, "source": ref.source, **info.summary()}, title=f"GGUF metadata: {ref.name}")
+        from ..ggufinfo import read_gguf
+
+        print(read_gguf(magics.manager.resolve(args.name).path).chat_template or "(no chat template in this file)")
+    return Table(info, title=f"GGUF metadata: {info['model']}")
 
 
 _SETTINGS = ("default_model", "models_dir", "n_ctx", "n_threads", "output_format", "show_status",

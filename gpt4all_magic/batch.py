@@ -142,7 +142,9 @@ def generate_rows(df: pd.DataFrame, template: str | None = None, *, prompt_colum
     opts = opts.with_seed()
     manager = manager or get_manager()
     loaded = _loaded(manager, model)
+    # The seed is part of the job: resuming with another one would mix two seeds' answers in one frame.
     job_spec = {"model": loaded.name, "options": {k: v for k, v in opts.to_dict().items() if k != "seed"},
+                "seed": opts.seed,
                 "prompt": template if template is not None else f"column {prompt_column or 'prompt'}"}
     keys = [row_key(label, p) for label, p in zip(df.index, prompts)]
     job = Job(df, "generate", job_spec, keys, checkpoint=checkpoint, progress=progress, desc="generate",
@@ -230,10 +232,15 @@ def score(df: pd.DataFrame, context: str = "prompt", continuation: str = "respon
     def run(model_: Any, reqs: list[ScoreRequest]) -> list[Any]:
         return model_.score_chat(reqs, system_prompt=system_prompt) if chat else model_.score(reqs)
 
+    def failed(i: int, exc: Exception) -> None:
+        # A row is scored alone here, so the scorer's "Request 0 is …" means this DataFrame row: name it.
+        row, text = _failed_row(SCORE_COLUMNS, exc), str(exc)
+        row["error"] = f"Row {df.index[i]!r}" + (text[9:] if text.startswith("Request 0 is ") else f": {text}")
+        job.record(i, row)
+
     def work(chunk: list[int]) -> None:
         run_chunk(manager, model, chunk, [[requests[i]] for i in chunk], run,
-                  lambda i, results: job.record(i, _score_row(results[0]), tokens=results[0].n_tokens),
-                  lambda i, exc: job.record(i, _failed_row(SCORE_COLUMNS, exc)))
+                  lambda i, results: job.record(i, _score_row(results[0]), tokens=results[0].n_tokens), failed)
 
     job.run(chunked(_sorted_by_length(contexts, job.todo()), chunk_size), work)
     return job.frame(SCORE_COLUMNS, attrs={"kind": "score", "model": loaded.name, "chat": chat,

@@ -4,14 +4,16 @@
 of a question share its context, which is evaluated once) and adds the harness's per-item metrics:
 ``acc`` (argmax of the summed log-probabilities), ``acc_norm`` (argmax after dividing by the choice's
 length in characters), ``acc_bytes`` (… in UTF-8 bytes). :func:`evaluate` summarizes tasks for one
-model, :func:`compare` lays several models out as Table 1 of the GPT4All paper, and
-:func:`plot_comparison` draws it.
+model, :func:`compare` lays several models out as Table 1 of the GPT4All paper (acc for BoolQ and
+WinoGrande, acc_norm for the others, as the paper reports them), and :func:`plot_comparison` draws it.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
+import sys
 from typing import Any, Mapping, Sequence
 
 import pandas as pd
@@ -23,7 +25,7 @@ from .errors import BatchInputError
 from .manager import ModelManager, get_manager
 from .tasks import Item, Task, generic_item, get_task, load_sample
 
-__all__ = ["CHOICE_COLUMNS", "choose", "compare", "evaluate", "plot_comparison", "score_item"]
+__all__ = ["CHOICE_COLUMNS", "METRICS", "choose", "compare", "evaluate", "plot_comparison", "score_item"]
 
 CHOICE_COLUMNS = ("logprobs", "pred", "pred_norm", "gold_index", "acc", "acc_norm", "acc_bytes")
 PathLike = str | os.PathLike[str]
@@ -54,10 +56,13 @@ def _items(df: pd.DataFrame, task: str | Task | None, question: str, choices: st
     if task is not None:
         t = get_task(task)
         check_columns(df, t.fields, role=f"{t.name} column ({t.dataset} schema)")
-        return [t.item(row) for row in df.to_dict("records")]
+        return [t.item(row, label) for label, row in zip(df.index, df.to_dict("records"))]
     check_columns(df, [question, choices])
-    if gold is not None and gold not in df.columns:
-        gold = None
+    if gold == "gold" and gold not in df.columns:
+        gold = None  # the default name is optional: no such column means unlabelled rows
+    elif gold is not None:
+        check_columns(df, [gold], "gold column", lead="No gold column '{name}' in the DataFrame; name it with "
+                                                      "gold='...', or pass gold=None for unlabelled rows.")
     golds = df[gold].tolist() if gold else [None] * len(df)
     items = []
     for label, q, c, g in zip(df.index, df[question].tolist(), df[choices].tolist(), golds):
@@ -77,7 +82,9 @@ def choose(df: pd.DataFrame, *, task: str | Task | None = None, question: str = 
     Rows are either a task's Hugging Face schema (``task="hellaswag"``, ``"arc_easy"`` … see
     :func:`gpt4all_magic.tasks.task_names`), formatted with the harness's zero-shot prompt, or plain
     columns: ``question`` (the context, used as is), ``choices`` (a list of texts, each scored after
-    one space) and an optional ``gold`` index. Adds ``logprobs`` (one sum per choice), ``pred``,
+    one space) and ``gold``, the index of the right choice (the default column ``"gold"`` is optional;
+    another name must be a column; None ignores golds). A missing gold (None, NaN, empty) in a row
+    makes it unlabelled: it is scored, with NaN accuracies. Adds ``logprobs`` (one sum per choice), ``pred``,
     ``pred_norm``, ``gold_index``, ``acc``, ``acc_norm``, ``acc_bytes`` (NaN without a gold index),
     ``status`` and ``error``.
     """
@@ -97,7 +104,9 @@ def choose(df: pd.DataFrame, *, task: str | Task | None = None, question: str = 
         job.record(i, row, tokens=sum(r.n_tokens for r in results))
 
     def on_error(i: int, exc: Exception) -> None:
-        job.record(i, _failed_row(CHOICE_COLUMNS, exc))
+        row = _failed_row(CHOICE_COLUMNS, exc)
+        row["error"] = _row_error(df.index[i], exc)
+        job.record(i, row)
 
     def work(chunk: list[int]) -> None:
         run_chunk(manager, model, chunk, [requests[i] for i in chunk], lambda m, rs: m.score(rs), on_row, on_error)
@@ -107,6 +116,19 @@ def choose(df: pd.DataFrame, *, task: str | Task | None = None, question: str = 
     job.run(chunked(order, chunk_size), work)
     return job.frame(CHOICE_COLUMNS, attrs={"kind": "choose", "model": loaded.name, "task": spec["task"],
                                             "scoring": _scoring_settings(loaded), "elapsed": job.elapsed})
+
+
+def _row_error(label: Any, exc: Exception) -> str:
+    """The error text naming the DataFrame row: the scorer numbers the requests of one call, which
+    here are the row's choices ("Request 2 is 3,001 tokens …")."""
+    text = str(exc)
+    match = _REQUEST.match(text)
+    if match:
+        return f"Row {label!r} (choice {match.group(1)}){text[match.end():]}"
+    return f"Row {label!r}: {text}"
+
+
+_REQUEST = re.compile(r"Request (\d+)(?= is )")
 
 
 def _stderr(values: pd.Series) -> float:
@@ -149,14 +171,26 @@ def evaluate(tasks: Any = None, *, model: PathLike | None = None, manager: Model
     ``tasks``: task names (their bundled sample items), ``{name: DataFrame in the task's Hugging Face
     schema}``, or None for all seven Table 1 tasks. Columns: ``title``, ``items``, ``acc``,
     ``acc_stderr``, ``acc_norm``, ``acc_norm_stderr`` (NaN where the harness does not report it),
-    ``failed``. ``limit`` keeps the first rows of each task.
+    ``table1_metric`` (the one the GPT4All paper's Table 1 reports), ``failed``. ``limit`` keeps the
+    first rows of each task. After Ctrl-C the tasks finished so far come back, the one cut short with
+    the items it finished, and ``.attrs["interrupted"]`` / ``.attrs["cut"]`` say so.
     """
+    return _evaluate(tasks, model=model, manager=manager, limit=limit, progress=progress, note=True)
+
+
+def _evaluate(tasks: Any, *, model: PathLike | None, manager: ModelManager | None, limit: int | None,
+              progress: bool, note: bool) -> pd.DataFrame:
     manager = manager or get_manager()
     rows = []
+    cut: dict[str, Any] | None = None
     for task, frame in _task_frames(tasks):
         if limit is not None:
             frame = frame.head(limit)
-        result = choose(frame, task=task, model=model, manager=manager, progress=progress)
+        try:
+            result = choose(frame, task=task, model=model, manager=manager, progress=progress)
+        except KeyboardInterrupt:  # before any row ran (loading the model, reading the rows)
+            cut = {"task": task.title, "items": 0, "of": len(frame)}
+            break
         ok = result[result["status"] == "ok"]
         acc, acc_norm = ok["acc"].astype(float), ok["acc_norm"].astype(float)
         has_norm = "acc_norm" in task.metrics
@@ -164,23 +198,48 @@ def evaluate(tasks: Any = None, *, model: PathLike | None = None, manager: Model
                      "acc": float(acc.mean()) if len(ok) else math.nan, "acc_stderr": _stderr(acc),
                      "acc_norm": float(acc_norm.mean()) if has_norm and len(ok) else math.nan,
                      "acc_norm_stderr": _stderr(acc_norm) if has_norm else math.nan,
-                     "failed": int(len(result) - len(ok))})
+                     "table1_metric": task.table1_metric, "failed": int(len(result) - len(ok))})
         if result.attrs.get("interrupted"):
+            cut = {"task": task.title, "items": len(ok), "of": len(result)}
             break
-    out = pd.DataFrame(rows).set_index("task")
-    out.attrs.update({"kind": "evaluate", "model": _loaded(manager, model).name})
+    out = pd.DataFrame(rows, columns=_EVALUATE_COLUMNS).set_index("task")
+    out.attrs.update({"kind": "evaluate", "model": _loaded(manager, model).name, "interrupted": cut is not None,
+                      "cut": cut})
+    if cut is not None and note:
+        print(f"note: evaluate was interrupted during {cut['task']} ({cut['items']} of {cut['of']} items "
+              "finished); the table holds the tasks finished so far.", file=sys.stderr)
     return out
 
 
-def compare(models: Sequence[PathLike], tasks: Any = None, *, metric: str = "acc",
+_EVALUATE_COLUMNS = ("task", "title", "items", "acc", "acc_stderr", "acc_norm", "acc_norm_stderr", "table1_metric",
+                     "failed")
+METRICS = ("table1", "acc", "acc_norm")
+
+
+def _metric(task: Task, metric: str) -> str:
+    """The metric a compare table shows for ``task``: Table 1's choice, or the one asked for where the
+    harness reports it (BoolQ and WinoGrande have only acc)."""
+    if metric == "table1":
+        return task.table1_metric
+    return metric if metric in task.metrics else "acc"
+
+
+def compare(models: Sequence[PathLike], tasks: Any = None, *, metric: str = "table1",
             manager: ModelManager | None = None, limit: int | None = None, progress: bool = True,
             plot: bool = False) -> pd.DataFrame:
     """Table 1 of the GPT4All paper for local models: one row per model, one column per task, plus the
-    average, in percent. ``metric``: ``"acc"`` or ``"acc_norm"`` (tasks for which the harness reports
-    no acc_norm — BoolQ, WinoGrande — show acc). The model loaded before is loaded again afterwards.
+    average, in percent.
+
+    ``metric="table1"`` (the default) reports what the paper's Table 1 does: acc for BoolQ and
+    WinoGrande, acc_norm for PIQA, HellaSwag, ARC-e, ARC-c and OBQA; ``"acc"`` or ``"acc_norm"`` use
+    one metric everywhere (BoolQ and WinoGrande, which have no acc_norm, show acc). ``.attrs["metrics"]``
+    names the metric of each column. The model loaded before is loaded again afterwards. Ctrl-C stops
+    (no further model runs); the rows finished so far come back with ``.attrs["interrupted"]`` True,
+    ``.attrs["cut"]`` naming the model and task cut short, and a note on stderr.
     """
-    if metric not in ("acc", "acc_norm"):
-        raise BatchInputError(f"metric must be 'acc' or 'acc_norm', got {metric!r}.")
+    if metric not in METRICS:
+        raise BatchInputError(f"metric must be 'acc' or 'acc_norm' for one metric on every task, or 'table1' for "
+                              f"the paper's choice per task (acc_norm where the harness reports it); got {metric!r}.")
     if isinstance(models, (str, os.PathLike)) or not isinstance(models, Sequence) or not models:
         raise BatchInputError("models must be a list of model names or .gguf paths, e.g. "
                               "['smollm2-135m-instruct', 'qwen2.5-0.5b-instruct'].")
@@ -188,25 +247,42 @@ def compare(models: Sequence[PathLike], tasks: Any = None, *, metric: str = "acc
     frames = _task_frames(tasks)
     table: dict[str, dict[str, float]] = {}
     labels = _labels(models, manager)
+    cut: dict[str, Any] | None = None
     with each_model(manager, models) as names:
         for label, name in zip(labels, names):
-            summary = evaluate({t.name: f for t, f in frames}, model=name, manager=manager,
-                               limit=limit, progress=progress)
+            try:
+                summary = _evaluate({t.name: f for t, f in frames}, model=name, manager=manager, limit=limit,
+                                    progress=progress, note=False)
+            except KeyboardInterrupt:  # loading the model, between tasks
+                cut = {"model": label, "task": None, "items": 0, "of": 0}
+                break
             row = {}
             for t, _ in frames:
                 s = summary.loc[t.name] if t.name in summary.index else None
-                value = math.nan
-                if s is not None:
-                    value = s[metric] if metric in t.metrics else s["acc"]
+                value = math.nan if s is None else s[_metric(t, metric)]
                 row[t.title] = math.nan if math.isnan(value) else round(100.0 * float(value), 1)
             values = [v for v in row.values() if not math.isnan(v)]
             row["Average"] = round(sum(values) / len(values), 1) if values else math.nan
+            if summary.attrs["interrupted"]:
+                cut = {"model": label, **summary.attrs["cut"]}
+                row["Average"] = math.nan  # over some tasks only: not comparable with the other rows
             table[label] = row
+            if cut is not None:
+                break
     out = pd.DataFrame.from_dict(table, orient="index")
     out.index.name = "model"
-    out.attrs.update({"kind": "compare", "metric": metric,
-                      "items": {t.title: len(f) if limit is None else min(limit, len(f)) for t, f in frames}})
-    if plot:
+    out.attrs.update({"kind": "compare", "metric": metric, "metrics": {t.title: _metric(t, metric) for t, _ in frames},
+                      "items": {t.title: len(f) if limit is None else min(limit, len(f)) for t, f in frames},
+                      "interrupted": cut is not None, "cut": cut})
+    if cut is not None:
+        rest = labels[labels.index(cut["model"]) + 1:]
+        where = f" during {cut['task']} ({cut['items']} of {cut['of']} items finished)" if cut["task"] else ""
+        partial = (f" ({cut['model']}'s row is partial, its Average left empty)" if cut["model"] in table
+                   else "")
+        print(f"note: compare was interrupted on {cut['model']}{where}; the table holds what finished{partial}"
+              + (f"; not run: {', '.join(rest)}" if rest else "") + ". Run compare again for complete numbers.",
+              file=sys.stderr)
+    if plot and len(out):
         plot_comparison(out)
     return out
 
@@ -239,11 +315,16 @@ def plot_comparison(table: pd.DataFrame, ax: Any = None, *, title: str | None = 
     xs = range(len(table.columns))
     for k, (model, row) in enumerate(table.iterrows()):
         ax.bar([x - 0.4 + width * (k + 0.5) for x in xs], row.values, width, label=str(model))
-    ax.set_xticks(list(xs))
-    ax.set_xticklabels(list(table.columns), rotation=0)
     metric = table.attrs.get("metric", "acc")
-    ax.set_ylabel(f"{metric} (%)")
+    per_task = table.attrs.get("metrics", {})
+    # Each column whose metric is not the one on the y axis names its own (every column under table1).
+    ticks = [f"{c}\n{per_task[c]}" if c in per_task and (metric == "table1" or per_task[c] != metric) else str(c)
+             for c in table.columns]
+    ax.set_xticks(list(xs))
+    ax.set_xticklabels(ticks, rotation=0)
+    what = "accuracy" if metric == "table1" else metric
+    ax.set_ylabel(f"{what} (%)")
     ax.set_ylim(0, 100)
-    ax.set_title(title or f"Zero-shot {metric} per task")
+    ax.set_title(title or (f"Zero-shot {what} per task" + (" (Table 1 metrics)" if metric == "table1" else "")))
     ax.legend(loc="upper right", fontsize="small")
     return ax

@@ -20,7 +20,7 @@ import pandas as pd
 from .batch_runner import check_columns, check_frame, text_cells
 from .errors import BatchInputError
 
-__all__ = ["REASONS", "REFUSAL_PHRASES", "Curation", "curate", "is_refusal", "malformed_reason"]
+__all__ = ["REASONS", "REFUSAL_PHRASES", "Curation", "curate", "is_degenerate", "is_refusal", "malformed_reason"]
 
 REASONS = ("empty", "refusal", "malformed", "too_short", "duplicate", "near_duplicate")
 REFUSAL_PHRASES = (
@@ -35,7 +35,6 @@ REFUSAL_PHRASES = (
     "it's not appropriate for me", "against my programming", "i'm not programmed to", "openai's content policy",
     "content policy", "i cannot generate", "i can't generate",
 )
-_REPEAT = re.compile(r"(.{4,}?)\1{5,}", re.DOTALL)  # a unit of 4+ characters six times in a row
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _WORD = re.compile(r"\w+", re.UNICODE)
 _PUNCT = re.compile(r"[^\w\s]", re.UNICODE)
@@ -66,6 +65,27 @@ def is_refusal(text: str, phrases: Sequence[str] = REFUSAL_PHRASES) -> bool:
     return any(p in low for p in phrases)
 
 
+def is_degenerate(text: str, times: int = 6, longest: int = 16) -> bool:
+    """True when a word or phrase (up to ``longest`` words, with 4+ letters or digits and at least one
+    letter) comes ``times`` times in a row, e.g. "na na na na …" or "I am here. I am here. …".
+
+    Words are compared, not characters, so Markdown table dividers (``| --- | --- |``), ``====``
+    underlines and other runs of punctuation do not count; the scan is linear in the text's length
+    (each phrase length is one pass comparing every word with the one that many words later).
+    """
+    words = _WORD.findall(text.casefold())
+    for n in range(1, longest + 1):
+        need = (times - 1) * n  # words equal to the word n later, in a row
+        run = 0
+        for k in range(len(words) - n):
+            run = run + 1 if words[k] == words[k + n] else 0
+            if run == need:  # later positions of the same run are rotations of this unit
+                unit = words[k + 1 - need:k + 1 - need + n]
+                if sum(map(len, unit)) >= 4 and any(c.isalpha() for w in unit for c in w):
+                    return True
+    return False
+
+
 def malformed_reason(text: str, prompt: str | None = None) -> str | None:
     """Why a non-empty response looks broken, or None."""
     if "\ufffd" in text:
@@ -74,7 +94,7 @@ def malformed_reason(text: str, prompt: str | None = None) -> str | None:
         return "control characters"
     if text.count("```") % 2:
         return "unclosed code fence"
-    if _REPEAT.search(text[:8000]):
+    if is_degenerate(text):
         return "degenerate repetition"
     if prompt is not None and prompt.strip() and text.strip().casefold() == prompt.strip().casefold():
         return "echoes the prompt"

@@ -49,18 +49,29 @@ class Task:
     metrics: tuple[str, ...]
     adapt: Callable[[Mapping[str, Any]], Item]
 
-    def item(self, row: Mapping[str, Any]) -> Item:
-        """The row as an :class:`Item`; a malformed row raises BatchInputError."""
+    @property
+    def table1_metric(self) -> str:
+        """The metric the GPT4All paper's Table 1 reports: acc_norm where the harness has it, else acc."""
+        return "acc_norm" if "acc_norm" in self.metrics else "acc"
+
+    def item(self, row: Mapping[str, Any], label: Any = None) -> Item:
+        """The row as an :class:`Item`; a malformed row raises BatchInputError naming ``label``."""
+        where = f"Row {label!r}" if label is not None else f"A {self.name} row"
         missing = [f for f in self.fields if f not in row]
         if missing:
             raise BatchInputError(
-                f"A {self.name} row needs the columns {', '.join(self.fields)} ({self.dataset} schema); "
+                f"{where} needs the columns {', '.join(self.fields)} ({self.dataset} schema); "
                 f"missing: {', '.join(missing)}.")
         try:
             return self.adapt(row)
         except (KeyError, ValueError, TypeError, AttributeError, IndexError) as exc:
-            raise BatchInputError(f"A {self.name} row does not follow the {self.dataset} schema ({exc}); "
+            raise BatchInputError(f"{where} does not follow the {self.dataset} schema: {_reason(exc)}; "
                                   f"check the columns {', '.join(self.fields)}.") from None
+
+
+def _reason(exc: Exception) -> str:
+    # str(KeyError('x')) is "'x'": say which key is missing.
+    return f"no {exc}" if isinstance(exc, KeyError) else str(exc)
 
 
 def _list(value: Any) -> list[Any]:
@@ -76,18 +87,55 @@ def _text(value: Any, what: str) -> str:
     return value
 
 
-def _gold(value: Any, n: int) -> int | None:
-    """An index from an int, a numeric string or a bool; None for unlabelled (test-split) rows."""
-    if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
+def _missing(value: Any) -> bool:
+    """None, NaN, pandas.NA or blank text: an unlabelled (test-split) row."""
+    if value is None or type(value).__name__ in ("NAType", "NaTType"):
+        return True
+    if isinstance(value, str):
+        return not value.strip()
+    return isinstance(value, float) and math.isnan(value)
+
+
+def _gold(value: Any, n: int, column: str = "gold", *, first: int = 0) -> int | None:
+    """The index (0-based) of the right choice from an int, a whole float, a numeric string or a bool,
+    counted from ``first``; None for unlabelled rows (missing, or piqa's -1)."""
+    if hasattr(value, "item") and not isinstance(value, str):
+        value = value.item()  # numpy scalars
+    if _missing(value):
         return None
-    if isinstance(value, bool):
+    what = f"{column} {value!r}"
+    if isinstance(value, str):
+        try:
+            value = int(value.strip())
+        except ValueError:
+            raise ValueError(f"{what} is not a choice index; give the index of the right choice "
+                             f"({first}-{first + n - 1}), or leave it empty for an unlabelled row") from None
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError(f"{what} is not a whole number; give the index of the right choice "
+                             f"({first}-{first + n - 1}), or leave it empty for an unlabelled row")
         value = int(value)
-    gold = int(value)
-    if gold == -1:  # piqa's unlabelled test rows
+    if not isinstance(value, int):  # bool is an int
+        raise TypeError(f"{what} is a {type(value).__name__}, not the index of the right choice "
+                        f"({first}-{first + n - 1})")
+    if value == -1 and first == 0:  # piqa's and super_glue's unlabelled test rows
         return None
-    if not 0 <= gold < n:
-        raise ValueError(f"gold index {gold} is not one of the {n} choices")
-    return gold
+    if not first <= value < first + n:
+        raise ValueError(f"{what} is not one of the {n} choices ({first}-{first + n - 1})")
+    return int(value) - first
+
+
+def _key(row: Mapping[str, Any], labels: Sequence[str], strip: bool = False) -> int | None:
+    """The index of ``answerKey`` among the choice labels; None when it is missing."""
+    key = row.get("answerKey")
+    if hasattr(key, "item") and not isinstance(key, str):
+        key = key.item()
+    if _missing(key):
+        return None
+    text = str(key).strip() if strip else str(key)
+    if text not in labels:
+        raise ValueError(f"answerKey {key!r} is not one of the choice labels {', '.join(labels)}")
+    return labels.index(text)
 
 
 def _same_context(context: str, choices: Sequence[str], gold: int | None) -> Item:
@@ -96,14 +144,15 @@ def _same_context(context: str, choices: Sequence[str], gold: int | None) -> Ite
 
 
 def _boolq(row: Mapping[str, Any]) -> Item:
-    label = row["label"] if "label" in row else row["answer"]  # super_glue: label 0/1; google/boolq: answer
+    # super_glue: label 0/1 (-1 in the test split); google/boolq: answer true/false; neither: unlabelled.
+    column = "label" if "label" in row else "answer"
     context = f"{_text(row['passage'], 'passage')}\nQuestion: {_text(row['question'], 'question')}?\nAnswer:"
-    return _same_context(context, ["no", "yes"], _gold(label, 2))
+    return _same_context(context, ["no", "yes"], _gold(row.get(column), 2, column))
 
 
 def _piqa(row: Mapping[str, Any]) -> Item:
     return _same_context(f"Question: {_text(row['goal'], 'goal')}\nAnswer:", [row["sol1"], row["sol2"]],
-                         _gold(row.get("label"), 2))
+                         _gold(row.get("label"), 2, "label"))
 
 
 def _hellaswag_clean(text: str) -> str:
@@ -118,7 +167,7 @@ def _hellaswag(row: Mapping[str, Any]) -> Item:
     ctx = _text(row["ctx_a"], "ctx_a") + " " + _text(row["ctx_b"], "ctx_b").capitalize()
     query = _hellaswag_clean(_text(row["activity_label"], "activity_label") + ": " + ctx)
     endings = [_hellaswag_clean(_text(e, "each ending")) for e in _list(row["endings"])]
-    return _same_context(query, endings, _gold(row.get("label"), len(endings)))
+    return _same_context(query, endings, _gold(row.get("label"), len(endings), "label"))
 
 
 def _winogrande(row: Mapping[str, Any]) -> Item:
@@ -128,25 +177,19 @@ def _winogrande(row: Mapping[str, Any]) -> Item:
     blank = sentence.index("_")
     contexts = tuple(sentence[:blank] + _text(o, "option") for o in (row["option1"], row["option2"]))
     rest = sentence[blank + 1:].strip()
-    answer = row.get("answer")
-    gold = None if answer in (None, "") else {"1": 0, "2": 1}[str(answer)]
-    return Item(contexts, (DELIMITER + rest,) * 2, contexts, gold)
+    return Item(contexts, (DELIMITER + rest,) * 2, contexts, _gold(row.get("answer"), 2, "answer", first=1))
 
 
 def _arc(row: Mapping[str, Any]) -> Item:
     choices = row["choices"]
     labels, texts = [str(x) for x in _list(choices["label"])], _list(choices["text"])
-    key = row.get("answerKey")
-    gold = labels.index(str(key)) if key not in (None, "") else None
-    return _same_context(f"Question: {_text(row['question'], 'question')}\nAnswer:", texts, gold)
+    return _same_context(f"Question: {_text(row['question'], 'question')}\nAnswer:", texts, _key(row, labels))
 
 
 def _openbookqa(row: Mapping[str, Any]) -> Item:
     choices = row["choices"]
     labels, texts = [str(x) for x in _list(choices["label"])], _list(choices["text"])
-    key = row.get("answerKey")
-    gold = labels.index(str(key).lstrip()) if key not in (None, "") else None
-    return _same_context(_text(row["question_stem"], "question_stem"), texts, gold)
+    return _same_context(_text(row["question_stem"], "question_stem"), texts, _key(row, labels, strip=True))
 
 
 TASKS: dict[str, Task] = {t.name: t for t in (
@@ -197,8 +240,9 @@ def generic_item(question: Any, choices: Any, gold: Any = None) -> Item:
         raise BatchInputError(f"choices must be a list of at least two non-empty texts, got {choices!r}.")
     try:
         g = _gold(gold, len(choices))
-    except (TypeError, ValueError) as exc:
-        raise BatchInputError(f"gold must be the index of the right choice (0-{len(choices) - 1}): {exc}.") from None
+    except (TypeError, ValueError):
+        raise BatchInputError(f"gold must be the index of the right choice (0-{len(choices) - 1}) or empty, "
+                              f"got {gold!r}.") from None
     return _same_context(question, choices, g)
 
 

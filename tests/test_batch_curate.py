@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 import gpt4all_magic as g4
-from gpt4all_magic.curation import is_refusal, malformed_reason
+from gpt4all_magic.curation import is_degenerate, is_refusal, malformed_reason
 from gpt4all_magic.errors import BatchInputError
 
 ROWS = [
@@ -68,3 +68,32 @@ def test_bad_arguments():
         g4.curate(df, similarity=0)
     with pytest.raises(BatchInputError, match="empty"):
         g4.curate(df.head(0))
+
+
+MARKDOWN = ("## Results\n=========================================\n\n"
+            "| model | BoolQ | PIQA | HellaSwag | WinoGrande | ARC-e | ARC-c |\n"
+            "|---|---|---|---|---|---|---|\n"
+            "| --- | --- | --- | --- | --- | --- | --- |\n"
+            "| a | 73.4 | 74.8 | 63.4 | 64.7 | 54.9 | 36.0 |\n\n"
+            "Notes\n----------------------------------------\n")
+
+
+def test_markdown_dividers_and_underlines_are_not_repetition():
+    assert malformed_reason(MARKDOWN) is None
+    assert malformed_reason("Title\n" + "=" * 60 + "\n\nText under it, which is fine.") is None
+    assert malformed_reason("| --- | --- | --- |\n|---|---|---|---|---|---|---|---|") is None
+    assert is_degenerate("na na na na " * 10) and is_degenerate("I will help you. " * 6)
+    assert is_degenerate("Sure! " + "The answer is yes and " * 8 + "done.")
+    assert not is_degenerate("I will help you. " * 5)  # five times is still speech
+
+
+def test_repetition_is_found_anywhere_in_a_long_response():
+    # 50,000 characters of varied text: the old regex backtracked over every start and only looked at the
+    # first 8,000 characters; the word scan is linear and sees the whole text.
+    sentences = [f"Step {i}: mix {i % 7} cups of flour with {i % 5} eggs, then bake for {20 + i % 9} minutes."
+                 for i in range(760)]
+    text = MARKDOWN + " ".join(sentences)
+    assert len(text) > 50_000
+    assert malformed_reason(text) is None
+    looped = text + " and then it repeats" * 8
+    assert malformed_reason(looped) == "degenerate repetition"

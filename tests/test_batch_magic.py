@@ -48,3 +48,26 @@ def test_flags_are_in_the_generated_help(fake_shell, capsys):
     assert run(fake_shell, "%gpt4all help").success
     out = capsys.readouterr().out
     assert all(flag in out for flag in ("--df NAME", "--checkpoint PATH", "--parallel N", "eval"))
+    assert run(fake_shell, "%gpt4all eval --help").success
+    assert "--metric {table1,acc,acc_norm}" in capsys.readouterr().out
+
+
+def test_eval_reports_table_1_metrics_by_default_and_names_them(shell, manager, capsys):
+    result = run(shell, "%gpt4all eval boolq arc_challenge")
+    assert result.success and result.result.attrs["metrics"] == {"BoolQ": "acc", "ARC-c": "acc_norm"}
+    assert "metric: acc for BoolQ; acc_norm for ARC-c (as in the GPT4All paper's Table 1)." in capsys.readouterr().out
+    result = run(shell, "%gpt4all eval boolq arc_challenge --metric acc")
+    assert result.success and result.result.attrs["metrics"] == {"BoolQ": "acc", "ARC-c": "acc"}
+    assert "metric: acc for BoolQ, ARC-c." in capsys.readouterr().out
+
+
+def test_a_checkpoint_resumed_with_another_seed_is_refused(shell, manager, tmp_path):
+    shell.user_ns["topics"] = pd.DataFrame({"topic": ["tea", "owls"]})
+    path = tmp_path / "run.jsonl"
+    first = run(shell, f"%%gpt4all --df topics -t 0.8 -n 4 --seed 1 --checkpoint {path}\nOne word about {{topic}}.")
+    assert first.success
+    message = usage_error(run(shell, f"%%gpt4all --df topics -t 0.8 -n 4 --seed 2 --checkpoint {path}\n"
+                                     "One word about {topic}."))
+    assert "written by a different job (seed: 1 then, 2 now)" in message and "another checkpoint path" in message
+    again = run(shell, f"%%gpt4all --df topics -t 0.8 -n 4 --checkpoint {path}\nOne word about {{topic}}.")
+    assert again.success and again.result.attrs["resumed_rows"] == 2 and again.result.attrs["options"]["seed"] == 1

@@ -110,3 +110,41 @@ def test_generic_items_check_their_cells():
         generic_item("q", "a,b")
     with pytest.raises(BatchInputError, match=r"gold must be the index of the right choice \(0-1\)"):
         generic_item("q", ["a", "b"], 2)
+
+
+def test_table1_reports_acc_norm_except_for_boolq_and_winogrande():
+    assert {t.title: t.table1_metric for t in TASKS.values()} == {
+        "BoolQ": "acc", "PIQA": "acc_norm", "HellaSwag": "acc_norm", "WinoGrande": "acc", "ARC-e": "acc_norm",
+        "ARC-c": "acc_norm", "OBQA": "acc_norm"}
+
+
+def test_a_missing_gold_is_an_unlabelled_row_in_every_schema():
+    nan = float("nan")
+    choices = {"text": ["a", "b"], "label": ["A", "B"]}
+    rows = {"boolq": [{"passage": "p", "question": "q", "label": nan}, {"passage": "p", "question": "q"}],
+            "piqa": [{"goal": "g", "sol1": "a", "sol2": "b", "label": None}],
+            "hellaswag": [{"activity_label": "A", "ctx_a": "b", "ctx_b": "c", "endings": ["d", "e"], "label": nan}],
+            "winogrande": [{"sentence": "The _ fell.", "option1": "cup", "option2": "plate", "answer": nan}],
+            "arc_easy": [{"question": "q", "choices": choices, "answerKey": nan}],
+            "openbookqa": [{"question_stem": "q", "choices": choices, "answerKey": None}]}
+    for name, items in rows.items():
+        for row in items:
+            assert get_task(name).item(row).gold is None, (name, row)
+    # Whole floats (an int column with a gap becomes float in pandas) are indices.
+    assert get_task("winogrande").item({**rows["winogrande"][0], "answer": 2.0}).gold == 1
+    assert get_task("piqa").item({**rows["piqa"][0], "label": 1.0}).gold == 1
+    assert generic_item("q", ["a", "b"], nan).gold is None and generic_item("q", ["a", "b"], 1.0).gold == 1
+
+
+def test_a_fractional_gold_is_refused_naming_the_row():
+    with pytest.raises(BatchInputError, match=r"^Row 'r2' does not follow the piqa schema: label 1\.5 is not a "
+                                              r"whole number; give the index of the right choice \(0-1\)") as info:
+        get_task("piqa").item({"goal": "g", "sol1": "a", "sol2": "b", "label": 1.5}, "r2")
+    assert "\n" not in str(info.value)
+    with pytest.raises(BatchInputError, match=r"answer 1\.5 is not a whole number.*\(1-2\)"):
+        get_task("winogrande").item({"sentence": "The _ fell.", "option1": "a", "option2": "b", "answer": 1.5})
+    with pytest.raises(BatchInputError, match=r"gold must be the index of the right choice \(0-2\) or empty, got 1\.5"):
+        generic_item("q", ["a", "b", "c"], 1.5)
+    with pytest.raises(BatchInputError, match="answerKey 'E' is not one of the choice labels A, B"):
+        get_task("arc_easy").item({"question": "q", "choices": {"text": ["a", "b"], "label": ["A", "B"]},
+                                   "answerKey": "E"}, "r3")

@@ -97,14 +97,23 @@ def _fill_variables(template: str, ns: dict[str, Any], columns: set[str]) -> str
                      "winogrande arc_easy arc_challenge openbookqa."),
             arg("-m", "--model", action="append", metavar="MODEL",
                 help="Model to evaluate (repeat to compare several; default: the loaded model)."),
-            arg("--metric", choices=("acc", "acc_norm"), default="acc", help="The metric in the table."),
+            arg("--metric", choices=("table1", "acc", "acc_norm"), default="table1",
+                help="The metric in the table: table1 (default) as the paper reports it, acc for BoolQ and "
+                     "WinoGrande and acc_norm for the others; acc or acc_norm for one metric on every task "
+                     "(BoolQ and WinoGrande have only acc)."),
             arg("--plot", action="store_true", help="Also draw the bar chart."))
 def _eval(magics: Any, args: argparse.Namespace) -> Any:
     from .. import batch_eval
 
     models = args.model or [None]  # None: the loaded (or default) model
-    return batch_eval.compare(models, args.tasks or None, metric=args.metric, manager=magics.manager,
-                              plot=args.plot)
+    table = batch_eval.compare(models, args.tasks or None, metric=args.metric, manager=magics.manager,
+                               plot=args.plot)
+    by_metric: dict[str, list[str]] = {}
+    for title, metric in table.attrs["metrics"].items():
+        by_metric.setdefault(metric, []).append(title)
+    print("metric: " + "; ".join(f"{m} for {', '.join(titles)}" for m, titles in by_metric.items())
+          + (" (as in the GPT4All paper's Table 1)" if args.metric == "table1" else "") + ".")
+    return table
 
 
 core.CELL_EXTENSIONS.append(_add_flags)

@@ -71,7 +71,8 @@ class ChatSession:
                 result = manager.generate(prompt, opts, on_text=on_text, should_stop=should_stop,
                                           reuse_cache=True)
             except GenerationInterrupted as exc:
-                self._record(user, exc.result, dropped)
+                if exc.result.text:  # keep the partial answer; an exchange with no answer is not kept
+                    self._record(user, exc.result, dropped)
                 raise
         self._record(user, result, dropped)
         return result

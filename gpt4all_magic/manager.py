@@ -38,7 +38,25 @@ def default_threads() -> int:
         physical = psutil.cpu_count(logical=False)
     except Exception:  # psutil missing or unable to read the topology
         pass
-    return max(1, min(physical or available, available))
+    quota = _cgroup_cpu_quota()
+    return max(1, min(physical or available, available, quota or available))
+
+
+_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
+def _cgroup_cpu_quota() -> int | None:
+    """CPUs a container's cgroup (v2 ``cpu.max``) lets this process use, rounded down; None if unlimited."""
+    try:
+        quota, period = _CPU_MAX.read_text(encoding="ascii").split()[:2]
+    except (OSError, ValueError):
+        return None
+    if quota == "max":
+        return None
+    try:
+        return max(1, int(int(quota) / int(period)))
+    except (ValueError, ZeroDivisionError):
+        return None
 
 
 def rss_bytes() -> int | None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import _thread
+import logging
 import threading
 import time
 
 import pytest
 
-from gpt4all_magic import generate
+from gpt4all_magic import ChatSession, generate
 from gpt4all_magic.backends.fake import FakeBackend
 from gpt4all_magic.errors import (ContextOverflowError, EmptyPromptError, GenerationInterrupted,
                                   InvalidModelFileError, ModelBusyError, ModelNotFoundError,
@@ -210,13 +211,56 @@ def test_unload_frees_native_memory(tmp_path):
     assert m.unload() is False
 
 
-def test_native_llama_logs_never_reach_stdout_or_stderr(capfd):
+def test_native_llama_logs_go_to_our_logger_never_to_stdout_or_stderr(capfd, caplog):
+    caplog.set_level(logging.DEBUG, logger="gpt4all_magic.llama_cpp")
     m = ModelManager(n_ctx=1024)
     m.load()
     m.generate(STORY, GenerationOptions(temp=0, max_tokens=5))
     m.unload()
     out, err = capfd.readouterr()
     assert out == "" and err == ""
+    native = [r.getMessage() for r in caplog.records if r.name == "gpt4all_magic.llama_cpp"]
+    assert any(line.startswith("llama_model_loader:") for line in native)  # routed, not just silenced
+
+
+def test_default_threads_respect_a_containers_cpu_quota(tmp_path, monkeypatch):
+    from gpt4all_magic import manager as manager_module
+
+    cpu_max = tmp_path / "cpu.max"
+    monkeypatch.setattr(manager_module, "_CPU_MAX", cpu_max)
+    unlimited = default_threads()  # no file: physical cores
+    cpu_max.write_text("max 100000\n")
+    assert default_threads() == unlimited
+    cpu_max.write_text("150000 100000\n")  # --cpus=1.5
+    assert default_threads() == 1
+    cpu_max.write_text("800000 100000\n")  # a quota above the cores changes nothing
+    assert default_threads() == unlimited
+
+
+def test_an_interrupted_chat_turn_without_an_answer_is_not_kept(fake_manager):
+    chat = ChatSession(manager=fake_manager)
+    fake_manager.backend.enqueue([KeyboardInterrupt()])
+    with pytest.raises(GenerationInterrupted):
+        chat.send("Hello there")
+    assert chat.messages == []  # the next turn does not send an empty assistant message
+    fake_manager.backend.enqueue(["Partial ", KeyboardInterrupt()])
+    with pytest.raises(GenerationInterrupted):
+        chat.send("Hello again")
+    assert chat.messages == [{"role": "user", "content": "Hello again"}, {"role": "assistant", "content": "Partial "}]
+
+
+def test_a_long_conversation_leaves_out_the_oldest_turns_and_says_so():
+    m = ModelManager(n_ctx=512)
+    chat = ChatSession(manager=m, temp=0, max_tokens=32)
+    filler = " ".join(["The quick brown fox jumps over the lazy dog."] * 12)  # ~130 tokens
+    results = [chat.send(f"Note {k}: {filler} Reply with one word.") for k in range(4)]
+    assert not results[0].notices
+    later = [r for r in results if any("left out of the prompt" in n for n in r.notices)]
+    assert later, [r.notices for r in results]
+    assert len(chat.messages) == 8  # the history keeps every turn
+    for r in results:
+        assert r.prompt_tokens + r.completion_tokens <= 512 and r.completion_tokens > 0
+    m.unload()
 
 
 def test_load_failure_inside_llama_cpp_is_a_model_load_error(tmp_path, bundled_path, monkeypatch):

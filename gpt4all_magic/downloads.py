@@ -387,7 +387,7 @@ def _unusable_reason(exc: InvalidModelFileError, path: Path) -> str:
     if isinstance(cause, _Corrupt):  # e.g. "unsupported GGUF version 0; llama.cpp reads versions 2 and 3"
         return f"its header is corrupt: {str(cause).split(';')[0]}"
     if isinstance(cause, _Truncated):
-        return "its header is cut short"
+        return "its tensor data is cut short" if cause.in_data else "its header is cut short"
     try:
         with path.open("rb") as fh:
             if fh.read(4) != b"GGUF":

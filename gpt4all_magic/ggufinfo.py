@@ -181,8 +181,9 @@ class _Reader:
 
 
 class _Truncated(Exception):
-    def __init__(self, needed: int):
-        self.needed = needed
+    def __init__(self, needed: int, in_data: bool = False):
+        self.needed = needed  # bytes the read that failed needed
+        self.in_data = in_data  # the header parsed; the tensor data runs past the end
 
 
 class _Corrupt(Exception):
@@ -215,13 +216,13 @@ def read_gguf(path: str | os.PathLike[str]) -> GGUFInfo:
                 f"{path.name} is not a GGUF model file (it starts with {head!r}, not b'GGUF'); "
                 "download a .gguf file, e.g. with `%gpt4all download NAME`.")
         if size < 24:
-            raise InvalidModelFileError(_truncated_message(path, size, 24))
+            raise InvalidModelFileError(_truncated_message(path, size, _Truncated(24)))
         with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as buf:
             try:
                 info = _CACHE[key] = _parse(path, buf, size)
                 return info
             except _Truncated as exc:
-                raise InvalidModelFileError(_truncated_message(path, size, exc.needed)) from None
+                raise InvalidModelFileError(_truncated_message(path, size, exc)) from None
             except (_Corrupt, UnicodeDecodeError, struct.error, OverflowError) as exc:
                 raise InvalidModelFileError(
                     f"{path.name} is a corrupt GGUF file ({exc}); delete it and download it again."
@@ -266,7 +267,7 @@ def _parse(path: Path, buf: Any, size: int) -> GGUFInfo:
         else:
             data_end = max(data_end, data_start + offset)
     if data_end > size:
-        raise _Truncated(data_end)
+        raise _Truncated(data_end, in_data=True)
     return GGUFInfo(path=path, version=version, file_size=size, metadata=metadata,
                     n_tensors=n_tensors, n_parameters=n_params, data_end=data_end,
                     _tokens_offset=extra.get("tokens_offset"))
@@ -280,9 +281,13 @@ def _quant_sizes() -> dict[int, tuple[int, int]]:
     return {int(k): (int(v[0]), int(v[1])) for k, v in GGML_QUANT_SIZES.items()}
 
 
-def _truncated_message(path: Path, size: int, needed: int) -> str:
-    return (f"{path.name} is truncated ({human_bytes(size)} on disk, the header needs at least "
-            f"{human_bytes(needed)}); delete it and download it again.")
+def _truncated_message(path: Path, size: int, cut: _Truncated) -> str:
+    if cut.in_data:
+        return (f"{path.name} is truncated: its tensors need {human_bytes(cut.needed)}, but only "
+                f"{human_bytes(size)} is on disk; delete it and download it again.")
+    # A header cut short says nothing reliable about the full size: name only what is known.
+    return (f"{path.name} is truncated: it ends inside its header, after {human_bytes(size)}; "
+            "delete it and download it again.")
 
 
 def human_bytes(n: float) -> str:

@@ -39,6 +39,86 @@ def test_unknown_name_suggests_close_matches(hermetic):
                                "Run `%gpt4all list` to see the models you can load.")
 
 
+@pytest.mark.parametrize("typed, first, also", [
+    ("lama3", "llama-3.1-8b-instruct", ["llama-3.2-1b-instruct", "llama-3.2-3b-instruct"]),
+    ("llama3", "llama-3.1-8b-instruct", ["llama-3.2-1b-instruct", "llama-3.2-3b-instruct"]),
+    ("llama", "llama-3.1-8b-instruct", ["llama-3.2-1b-instruct", "llama-3.2-3b-instruct"]),
+    ("mistral", "mistral-7b-instruct-v0.3", []),
+    ("qwen", "qwen2.5-3b-instruct", ["qwen2.5-7b-instruct", "qwen2.5-0.5b-instruct", "qwen2.5-1.5b-instruct"]),
+    ("smol", "smollm2-135m-instruct", ["smollm2-1.7b-instruct", "smollm2-360m-instruct"]),  # on disk first
+    ("phi3", "phi-3.5-mini-instruct", []),
+    ("Lamma-3.2", "llama-3.2-1b-instruct", ["llama-3.2-3b-instruct"]),
+])
+def test_partial_and_misspelt_names_get_suggestions(hermetic, typed, first, also):
+    with pytest.raises(ModelNotFoundError) as info:
+        catalog.resolve(typed, hermetic)
+    names = ", ".join(repr(n) for n in [first, *also])
+    assert str(info.value) == (f"No model named '{typed}'. Did you mean {names}? "
+                               "Run `%gpt4all list` to see the models you can load.")
+
+
+@pytest.mark.parametrize("typed", ["zzqx", "foo", "gpt4", "not-a-model", "x"])
+def test_nonsense_gets_no_suggestion(hermetic, typed):
+    with pytest.raises(ModelNotFoundError) as info:
+        catalog.resolve(typed, hermetic)
+    assert str(info.value) == f"No model named '{typed}'. Run `%gpt4all list` to see the models you can load."
+
+
+def test_suggestions_include_installed_models(hermetic, bundled_path):
+    hermetic.mkdir()
+    shutil.copyfile(bundled_path, hermetic / "My-Tiny-Model.gguf")
+    with pytest.raises(ModelNotFoundError, match=r"Did you mean 'My-Tiny-Model'\?"):
+        catalog.resolve("tiny-model", hermetic)
+    assert catalog.did_you_mean("zzqx", {"my-tiny-model": "My-Tiny-Model"}) == ""
+
+
+def test_a_bad_default_model_is_named_as_the_setting(hermetic):
+    with pytest.raises(ModelNotFoundError) as info:
+        catalog.resolve(None, hermetic, default="nosuch")
+    assert str(info.value) == (
+        "No model named 'nosuch' (the default_model setting). Run `%gpt4all list` to see the models you can "
+        "load. To change the default, run `%gpt4all config default_model=NAME` (empty: the bundled model).")
+    with pytest.raises(ModelNotFoundError, match=r"No model named 'nosuch'\. "):  # named explicitly: no tag
+        catalog.resolve("nosuch", hermetic, default="smollm2-135m-instruct")
+    with pytest.raises(ModelNotFoundError, match=r"^No file at .*missing\.gguf \(the default_model setting\);"):
+        catalog.resolve("", hermetic, default=str(hermetic / "missing.gguf"))
+
+
+def test_a_bad_default_model_fails_cells_with_the_setting_named(fake_shell):
+    from helpers import run, usage_error
+
+    assert run(fake_shell, "%config Gpt4AllMagics.default_model = 'nosuch'").success
+    message = usage_error(run(fake_shell, "%%gpt4all\nhi"))
+    assert "No model named 'nosuch' (the default_model setting)" in message
+    assert "`%gpt4all config default_model=NAME`" in message
+    assert run(fake_shell, "%gpt4all config default_model=").success
+    assert run(fake_shell, "%%gpt4all\nhi").success
+
+
+@pytest.mark.parametrize("typed", ["nothere.bin", "weights.safetensors", "model.GGML", "old.pth",
+                                   "~/models/nothere", "./nothere", "sub/nothere"])
+def test_missing_files_of_any_kind_are_missing_files(hermetic, typed):
+    with pytest.raises(ModelNotFoundError, match=r"^No file at "):
+        catalog.resolve(typed, hermetic)
+
+
+def test_dotted_model_names_are_not_paths(hermetic):
+    with pytest.raises(ModelNotFoundError, match=r"^No model named 'qwen2\.5-0\.5b'\. Did you mean"):
+        catalog.resolve("qwen2.5-0.5b", hermetic)
+
+
+def test_an_existing_non_gguf_file_is_checked_as_a_model_file(hermetic, tmp_path, monkeypatch):
+    from gpt4all_magic.errors import InvalidModelFileError
+    from gpt4all_magic.ggufinfo import read_gguf
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "weights.bin").write_bytes(b"PK\x03\x04 not a gguf")
+    ref = catalog.resolve("weights.bin", hermetic)
+    assert (ref.source, ref.path) == ("file", tmp_path / "weights.bin")
+    with pytest.raises(InvalidModelFileError, match=r"weights\.bin is not a GGUF model file"):
+        read_gguf(ref.path)
+
+
 def test_missing_path_and_folder(hermetic, tmp_path):
     with pytest.raises(ModelNotFoundError, match="No file at"):
         catalog.resolve(str(tmp_path / "missing.gguf"), hermetic)

@@ -45,13 +45,32 @@ def test_random_bytes_behind_the_magic_are_refused(tmp_path):
         read_gguf(p)
 
 
-@pytest.mark.parametrize("keep", [10, 2_000_000, 60_000_000])
-def test_truncated_copies_are_refused(tmp_path, bundled_path, keep):
-    p = tmp_path / "cut.gguf"
+def _cut_copy(bundled_path, p, keep):
     with open(bundled_path, "rb") as src, open(p, "wb") as dst:
         dst.write(src.read(keep))
+    return p
+
+
+@pytest.mark.parametrize("keep", [10, 1_000_000, 2_000_000, 60_000_000])
+def test_truncated_copies_are_refused(tmp_path, bundled_path, keep):
     with pytest.raises(InvalidModelFileError, match="cut.gguf is truncated"):
-        read_gguf(p)
+        read_gguf(_cut_copy(bundled_path, tmp_path / "cut.gguf", keep))
+
+
+def test_cut_inside_the_tensor_data_names_the_real_sizes(tmp_path, bundled_path):
+    # The bundled file's header (vocabulary included) ends near 1.8 MB; 2 MB keeps it whole.
+    with pytest.raises(InvalidModelFileError) as info:
+        read_gguf(_cut_copy(bundled_path, tmp_path / "trunc.gguf", 2_000_000))
+    assert str(info.value) == ("trunc.gguf is truncated: its tensors need 98.4 MB, but only 2.0 MB is on disk; "
+                               "delete it and download it again.")
+
+
+@pytest.mark.parametrize("keep, on_disk", [(1_000_000, "1.0 MB"), (10, "10 B")])
+def test_cut_inside_the_header_says_so(tmp_path, bundled_path, keep, on_disk):
+    with pytest.raises(InvalidModelFileError) as info:
+        read_gguf(_cut_copy(bundled_path, tmp_path / "trunc.gguf", keep))
+    assert str(info.value) == (f"trunc.gguf is truncated: it ends inside its header, after {on_disk}; "
+                               "delete it and download it again.")
 
 
 def test_missing_file_is_a_clear_error(tmp_path):

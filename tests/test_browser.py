@@ -304,7 +304,9 @@ def test_notebook_magics_and_sidebar_chat(lab: dict[str, Any]) -> None:
                 expect(stopped).to_contain_text("stopped")
                 kept = stopped.locator(".gpt4all-msg-body").inner_text().strip()
                 assert len(kept) > 20, kept
-                status = sidebar.locator(".gpt4all-chat-status").inner_text()
+                status_line = sidebar.locator(".gpt4all-chat-status")
+                expect(status_line).to_contain_text(re.compile(r"\+ \d+ tokens"))  # updated after the turn's state
+                status = status_line.inner_text()
                 tokens = int(re.search(r"\+ (\d+) tokens", status).group(1))
                 assert 0 < tokens < 200, status  # cut before max_tokens
 
@@ -323,6 +325,16 @@ def test_notebook_magics_and_sidebar_chat(lab: dict[str, Any]) -> None:
                 page.locator(".jp-Dialog-button.jp-mod-accept").click()
                 expect(sidebar).to_have_count(0, timeout=60_000)
                 page.wait_for_function(KERNEL_IDLE, timeout=60_000)
+
+            with steps.step("open the chat from the launcher, for the restarted kernel"):
+                page.evaluate("() => { window.jupyterapp.commands.execute('launcher:create'); }")
+                page.locator(".lm-TabBar-tab", has_text="Launcher").click()
+                card = page.locator(".jp-LauncherCard", has_text="Open GPT4All chat")
+                expect(card).to_be_visible()
+                card.click()
+                expect(sidebar).to_be_visible(timeout=60_000)
+                assert sidebar.bounding_box()["height"] > 300
+                expect(sidebar.locator(".gpt4all-msg-user")).to_have_count(0)  # the new kernel's own chat
         finally:
             browser.close()
     errors = [line for line in console if line.startswith("pageerror") and "gpt4all" in line.lower()]

@@ -6,6 +6,7 @@ import _thread
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 from IPython.utils.capture import capture_output
@@ -61,28 +62,54 @@ def test_rich_display_streams_then_renders_safe_markdown(manager, shell_factory)
     assert repr(result.result) not in captured.stdout
 
 
-def test_interrupt_keeps_partial_text_as_the_result_and_next_cell_works(shell, capsys, monkeypatch):
+def test_interrupt_keeps_partial_text_as_the_result_and_next_cell_works(shell, manager, capsys, monkeypatch):
     from gpt4all_magic.magics import _stream
 
     cell = "%%gpt4all -t 0 -n 150\nTell me a long story about a dragon."
     full = run(shell, cell).result
+    assert manager.last_result.completion_tokens == 150  # room to interrupt well before the end
     capsys.readouterr()
-    streaming = threading.Event()
+    streaming, sent = threading.Event(), threading.Event()
+    pieces: list[str] = []
+    at_interrupt: list[int] = []
     feed = _stream.StreamDisplay.feed
 
     def feed_and_signal(self, piece):
         feed(self, piece)
+        pieces.append(piece)
         if len(self.text) > 20:
             streaming.set()
 
+    def interrupt_once_streaming():
+        # Ctrl-C only mid-stream: if streaming never starts, no interrupt can land in later code.
+        if streaming.wait(60):
+            at_interrupt.append(len(pieces))
+            _thread.interrupt_main()
+            sent.set()
+
     monkeypatch.setattr(_stream.StreamDisplay, "feed", feed_and_signal)
-    threading.Thread(target=lambda: (streaming.wait(30), _thread.interrupt_main()), daemon=True).start()
-    result = run(shell, cell)
+    helper = threading.Thread(target=interrupt_once_streaming, daemon=True)
+    helper.start()
+    try:
+        result = run(shell, cell)
+        helper.join(90)
+        time.sleep(0.01)  # a Ctrl-C still pending would be raised here, inside the try
+    except KeyboardInterrupt:
+        pytest.fail("the Ctrl-C arrived after the cell had finished")
+    assert streaming.is_set() and sent.is_set(), "streaming never started, so nothing was interrupted"
     assert result.success
     assert 20 < len(result.result) < len(full) and full.startswith(result.result)
     assert shell.user_ns["_"] == result.result
     assert "interrupted" in capsys.readouterr().out
+    interrupted = manager.last_result
+    assert interrupted.finish_reason == "interrupted"
+    # Stopped within a token or two of the Ctrl-C (a piece is at most one token of this English text,
+    # and counting pieces streamed when it was sent can only overstate what came after).
+    after = interrupted.completion_tokens - at_interrupt[0]
+    assert 0 <= after <= 2, f"{after} tokens after the Ctrl-C ({at_interrupt[0]} before it)"
+    monkeypatch.undo()
     assert run(shell, cell).result == full
+    assert manager.last_result.completion_tokens == 150
 
 
 # -- interpolation, chat, formats (fake backend: exact prompts) --------------------------------------
@@ -145,6 +172,26 @@ def test_config_defaults_apply_to_cells(fake_shell, fake_manager):
     assert fake_manager.last_result.options["temp"] == 0.5  # a flag overrides the default
     table = run(fake_shell, "%gpt4all config").result
     assert table["option temp"] == 0.2 and table["Gpt4AllMagics.n_ctx"] == 4096
+
+
+def test_empty_models_dir_means_the_default_folder_again(fake_shell, fake_manager, hermetic, tmp_path,
+                                                         monkeypatch):
+    elsewhere = tmp_path / "elsewhere"
+    assert run(fake_shell, f"%config Gpt4AllMagics.models_dir = '{elsewhere}'").success
+    assert fake_manager.models_dir == elsewhere
+    assert run(fake_shell, "%config Gpt4AllMagics.models_dir = ''").success
+    assert fake_manager.models_dir == hermetic  # $GPT4ALL_MAGIC_MODELS_DIR
+    assert run(fake_shell, f"%gpt4all config models_dir={elsewhere}").success
+    monkeypatch.delenv("GPT4ALL_MAGIC_MODELS_DIR")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert run(fake_shell, "%gpt4all config models_dir=").success
+    assert fake_manager.models_dir == tmp_path / "home" / ".cache" / "gpt4all-magic" / "models"
+
+
+def test_settings_configured_before_load_ext_apply(fake_manager, shell_factory, tmp_path, bundled_path):
+    shell_factory(models_dir=str(tmp_path / "configured"), default_model=str(bundled_path), n_ctx=512)
+    assert fake_manager.models_dir == tmp_path / "configured"
+    assert (fake_manager.default_model, fake_manager.n_ctx) == (str(bundled_path), 512)
 
 
 def test_percent_config_sets_traits(fake_shell, fake_manager, bundled_path):
@@ -275,6 +322,23 @@ def test_error_explains_the_last_exception(fake_shell, fake_manager):
     assert result.success and result.result == "You divided by zero."
     prompt = fake_manager.backend.calls[-1][-1]["content"]
     assert "ZeroDivisionError: division by zero" in prompt and "return 1 / 0" in prompt
+    assert "interactiveshell" not in prompt and "run_code" not in prompt
+
+
+def test_error_sends_only_the_users_frames(fake_shell, fake_manager):
+    assert not run(fake_shell, "x = 1\n1/0").success
+    assert run(fake_shell, "%gpt4all error").success
+    prompt = fake_manager.backend.calls[-1][-1]["content"]
+    assert "ZeroDivisionError" in prompt and "1/0" in prompt
+    assert "interactiveshell" not in prompt and "run_code" not in prompt and "exec(" not in prompt
+    assert prompt.count('File "') == 1  # the cell's frame only
+
+
+def test_error_prompt_is_bounded(fake_shell, fake_manager):
+    assert not run(fake_shell, "raise ValueError('x' * 100_000)").success
+    assert run(fake_shell, "%gpt4all error").success
+    prompt = fake_manager.backend.calls[-1][-1]["content"]
+    assert "ValueError" in prompt and len(prompt) < 7000
 
 
 def test_error_on_the_real_model_returns_an_explanation(shell):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import keyword
+import os
 import sys
 import traceback
 from typing import Any, Callable
@@ -90,17 +91,31 @@ class Gpt4AllMagics(Magics):
     def _apply_settings(self) -> None:
         m = self.manager
         m.default_model = self.default_model or None
-        if self.models_dir:
-            from pathlib import Path
-
-            m.models_dir = Path(self.models_dir).expanduser()
+        if self.models_dir:  # empty at load time: the manager keeps its own folder
+            self._apply_models_dir()
         m.n_ctx = self.n_ctx
         m.n_threads = self.n_threads or None
         m.busy_timeout = self.busy_timeout
 
-    @observe("default_model", "models_dir", "n_ctx", "n_threads", "busy_timeout")
+    def _apply_models_dir(self) -> None:
+        from pathlib import Path
+
+        from ..catalog import default_models_dir
+
+        self.manager.models_dir = (Path(self.models_dir).expanduser() if self.models_dir
+                                   else default_models_dir())
+
+    # Config from ipython_config.py / %config before %load_ext fires these inside super().__init__,
+    # before there is a manager; __init__ applies everything once it has one.
+    @observe("default_model", "n_ctx", "n_threads", "busy_timeout")
     def _settings_changed(self, change: dict[str, Any]) -> None:
-        self._apply_settings()
+        if "manager" in self.__dict__:
+            self._apply_settings()
+
+    @observe("models_dir")
+    def _models_dir_changed(self, change: dict[str, Any]) -> None:
+        if "manager" in self.__dict__:
+            self._apply_models_dir()  # set to empty, it means the default folder again
 
     @validate("options")
     def _valid_options(self, proposal: dict[str, Any]) -> dict[str, Any]:
@@ -374,8 +389,7 @@ def _error(magics: Gpt4AllMagics, args: argparse.Namespace) -> str:
     if value is None:
         raise UsageError("No exception has been raised in this kernel yet; run the failing cell, "
                          "then `%gpt4all error`.")
-    tb = "".join(traceback.format_exception(type(value), value, getattr(sys, "last_traceback", None)))
-    tb = _clip_middle(tb, 6000)
+    tb = _clip_middle(_user_traceback(value, getattr(sys, "last_traceback", None)), 6000)
     prompt = ("Explain this Python error in plain words, point to the line that caused it, and show how "
               "to fix it. Be brief.\n\n```\n" + tb + "```")
     options = GenerationOptions.from_mapping({"max_tokens": args.max_tokens}, base=magics.default_options)
@@ -383,6 +397,27 @@ def _error(magics: Gpt4AllMagics, args: argparse.Namespace) -> str:
         lambda on_text: generate(prompt, model=args.model, options=options, on_text=on_text,
                                  manager=magics.manager), "markdown")
     return magics._quiet(result.text)
+
+
+def _user_traceback(value: BaseException, tb: Any = None) -> str:
+    """The traceback of ``value`` without IPython's own frames (the shell's ``run_code`` exec, magic
+    dispatch), as the shell itself shows it (its ``tb_offset``): only the user's code and the error."""
+    import IPython
+
+    root = os.path.dirname(IPython.__file__)
+    roots = tuple({os.path.join(root, ""), os.path.join(os.path.realpath(root), "")})
+    top = traceback.TracebackException(type(value), value, tb if tb is not None else value.__traceback__)
+    todo, seen = [top], set()
+    while todo:  # the exception, its causes/contexts and an exception group's members
+        exc = todo.pop()
+        if id(exc) in seen:
+            continue
+        seen.add(id(exc))
+        exc.stack = traceback.StackSummary.from_list(
+            [f for f in exc.stack if not os.path.abspath(f.filename).startswith(roots)])
+        todo += [e for e in (exc.__cause__, exc.__context__, *(getattr(exc, "exceptions", None) or ()))
+                 if e is not None]
+    return "".join(top.format())
 
 
 def _clip_middle(text: str, limit: int) -> str:

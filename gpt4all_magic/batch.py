@@ -12,10 +12,11 @@ in :mod:`.batch_eval`, curation in :mod:`.curation`. Importing any of them regis
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import math
 import os
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import pandas as pd
 
@@ -32,7 +33,7 @@ from .errors import (
 )
 from .manager import ModelManager, get_manager
 from .options import GenerationOptions
-from .prompts import _FIELD, interpolate
+from .prompts import fields, fill
 
 __all__ = ["GENERATE_COLUMNS", "SCORE_COLUMNS", "generate_rows", "perplexity", "render_template", "score"]
 
@@ -44,32 +45,36 @@ PathLike = str | os.PathLike[str]
 # -- prompts from rows ------------------------------------------------------------------------------
 
 def template_fields(template: str) -> list[str]:
-    """The ``{name}`` / ``{name.attr}`` fields of a template (``{{`` and ``}}`` are literal braces)."""
-    return [m.group(1) for m in _FIELD.finditer(template) if m.group(1)]
+    """The ``{name}`` / ``{name.attr}`` fields a template fills (not ``{{name}}``, not those inside code)."""
+    return fields(template)
 
 
-def render_template(df: pd.DataFrame, template: str) -> list[str]:
-    """One prompt per row: ``{column}`` fields filled from the row (numbers are written as text)."""
+def render_template(df: pd.DataFrame, template: str, variables: Mapping[str, Any] | None = None) -> list[str]:
+    """One prompt per row: ``{column}`` fields filled from the row (numbers are written as text), other
+    fields from ``variables``; the rules are :mod:`.prompts`' (braces in code, JSON or CSS stay)."""
     if not isinstance(template, str) or not template.strip():
         raise BatchInputError("The template is empty; write a prompt with {column} fields, e.g. "
                               "'Translate to French: {text}'.")
-    fields = template_fields(template)
-    if not fields:
+    variables = variables or {}
+    found = template_fields(template)
+    heads = [h for h in dict.fromkeys(f.split(".")[0] for f in found) if h in df.columns or h not in variables]
+    if not heads:
         raise BatchInputError("The template has no {column} field, so every row would get the same prompt; "
                               "name a column, e.g. 'Summarize: {text}' (write {{ and }} for literal braces).")
-    heads = list(dict.fromkeys(f.split(".")[0] for f in fields))
     check_columns(df, heads, lead="The template names {{{name}}}, but the DataFrame has no column '{name}' "
                                   "(write {{{{ and }}}} for literal braces).")
     columns: dict[str, list[Any]] = {}
     for head in heads:
-        if any(f.startswith(head + ".") for f in fields):
+        if any(f.startswith(head + ".") for f in found):
             columns[head] = df[head].tolist()  # {date.year}: attributes of any value
         else:
             columns[head] = text_cells(df, head, allow_numbers=True)
-    return [interpolate(template, {h: columns[h][i] for h in heads})[0] for i in range(len(df))]
+    return [fill(template, collections.ChainMap({h: columns[h][i] for h in heads}, variables)).text
+            for i in range(len(df))]
 
 
-def _prompts(df: pd.DataFrame, template: str | None, prompt_column: str | None) -> list[str]:
+def _prompts(df: pd.DataFrame, template: str | None, prompt_column: str | None,
+             variables: Mapping[str, Any] | None = None) -> list[str]:
     if template is not None and prompt_column is not None:
         raise BatchInputError("Pass either a template or prompt_column, not both.")
     if template is None:
@@ -80,7 +85,7 @@ def _prompts(df: pd.DataFrame, template: str | None, prompt_column: str | None) 
             prompt_column = "prompt"
         check_columns(df, [prompt_column])
         return text_cells(df, prompt_column)
-    return render_template(df, template)
+    return render_template(df, template, variables)
 
 
 # -- models -----------------------------------------------------------------------------------------
@@ -117,20 +122,22 @@ def generate_rows(df: pd.DataFrame, template: str | None = None, *, prompt_colum
                   output_column: str = "response", model: str | os.PathLike[str] | None = None,
                   system_prompt: str | None = None, options: GenerationOptions | None = None,
                   manager: ModelManager | None = None, checkpoint: PathLike | None = None, progress: bool = True,
-                  max_parallel: int = 32, chunk_size: int = 128, **option_values: Any) -> pd.DataFrame:
+                  max_parallel: int = 32, chunk_size: int = 128, variables: Mapping[str, Any] | None = None,
+                  **option_values: Any) -> pd.DataFrame:
     """Answer one prompt per row (a ``{column}`` template or a prompt column), as :func:`generate` would.
 
     Returns the input frame plus ``response`` (``output_column``), ``prompt_tokens``,
     ``completion_tokens``, ``tokens_per_second``, ``finish_reason``, ``status`` and ``error``. Each
     row gets the chat template and options of a single ``generate()`` call with the same seed (one
     seed for the whole run, recorded in ``.attrs["options"]``). A row too long for the context
-    window is marked ``"too_long"`` and the others still run.
+    window is marked ``"too_long"`` and the others still run. Template fields that name no column are
+    filled from ``variables`` (``%%gpt4all --df`` passes the notebook's).
     """
     check_frame(df)
     for name, value in (("max_parallel", max_parallel), ("chunk_size", chunk_size)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise BatchInputError(f"{name} must be a whole number >= 1, got {value!r}.")
-    prompts = _prompts(df, template, prompt_column)
+    prompts = _prompts(df, template, prompt_column, variables)
     result_columns = (output_column,) + GENERATE_COLUMNS
     reserved(df, result_columns)
     opts = GenerationOptions.from_mapping(option_values, base=options)
@@ -146,6 +153,10 @@ def generate_rows(df: pd.DataFrame, template: str | None = None, *, prompt_colum
     job_spec = {"model": loaded.name, "options": {k: v for k, v in opts.to_dict().items() if k != "seed"},
                 "seed": opts.seed,
                 "prompt": template if template is not None else f"column {prompt_column or 'prompt'}"}
+    if template is not None and variables:  # the variables' values are part of the job, as the template is
+        used = [f for f in fields(template) if f.split(".")[0] not in df.columns and f.split(".")[0] in variables]
+        if used:
+            job_spec["variables"] = {f: fill(f"{{{f}}}", variables).text for f in used}
     keys = [row_key(label, p) for label, p in zip(df.index, prompts)]
     job = Job(df, "generate", job_spec, keys, checkpoint=checkpoint, progress=progress, desc="generate",
               header={"seed": opts.seed})

@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import argparse
+import collections
 import sys
 from typing import Any
 
 from IPython.core.error import UsageError
 
-from ..prompts import _FIELD, interpolate
+from ..prompts import Filled, fill
 from . import core
 from ._base import Parser, arg, subcommand, usage_errors
 
@@ -54,13 +55,17 @@ def df_cell(magics: Any, args: argparse.Namespace, cell: str) -> Any:
     if not template.strip():
         raise UsageError("The cell is empty: write the prompt template below %%gpt4all --df, e.g. "
                          "Summarize {text} in one line.")
-    template = _fill_variables(template, ns, set(map(str, df.columns)))
+    # Columns and variables named inside code are left as is (the library's rule); say so once, not per row.
+    in_code = fill(template, collections.ChainMap(dict.fromkeys(map(str, df.columns), ""), ns)).in_code
+    for note in Filled("", [], in_code).notes():
+        print(f"note: {note}", file=sys.stderr)
     from .. import batch
 
     with usage_errors():
         options = magics._cell_options(args)
-        result = batch.generate_rows(df, template, model=args.model, options=options, manager=magics.manager,
-                                     checkpoint=args.checkpoint, max_parallel=args.parallel, progress=True)
+        result = batch.generate_rows(df, template, variables=ns, model=args.model, options=options,
+                                     manager=magics.manager, checkpoint=args.checkpoint, max_parallel=args.parallel,
+                                     progress=True)
     ok = int((result["status"] == "ok").sum())
     if ok < len(result):
         counts = result["status"].value_counts().to_dict()
@@ -75,20 +80,6 @@ def df_cell(magics: Any, args: argparse.Namespace, cell: str) -> Any:
     if out:
         magics.shell.user_ns[out] = result
     return result
-
-
-def _fill_variables(template: str, ns: dict[str, Any], columns: set[str]) -> str:
-    """Fill ``{name}`` fields that name a notebook variable and not a column (the library fills the
-    columns per row); filled text and ``{{``/``}}`` keep their braces escaped for that second pass."""
-
-    def fill(match: Any) -> str:
-        token, dotted = match.group(0), match.group(1)
-        if dotted is None or dotted.split(".")[0] in columns:
-            return token
-        text, missing = interpolate(token, ns)
-        return token if missing else text.replace("{", "{{").replace("}", "}}")
-
-    return _FIELD.sub(fill, template)
 
 
 @subcommand("eval", "Zero-shot multiple-choice accuracy (lm-evaluation-harness formats) on task samples.",

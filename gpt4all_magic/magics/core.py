@@ -19,7 +19,7 @@ from ..errors import GenerationInterrupted, Gpt4AllError
 from ..generation import ChatSession, generate
 from ..manager import GenerationResult, ModelManager, get_manager
 from ..options import GenerationOptions, option_specs
-from ..prompts import interpolate
+from ..prompts import fill
 from ..render import extract_code
 from ._base import SUBCOMMANDS, Parser, Table, arg, option_args, subcommand, usage_errors
 from ._stream import StreamDisplay
@@ -164,13 +164,12 @@ class Gpt4AllMagics(Magics):
     def answer(self, cell: str, args: argparse.Namespace) -> str:
         """Run one prompt for ``%%gpt4all`` and present it."""
         out = self._check_variable(args.out)
-        prompt, missing = interpolate(cell, self.shell.user_ns if self.shell else {})
-        prompt = prompt.lstrip("\r\n").rstrip()  # the cell's trailing newline is not part of the prompt
+        filled = fill(cell, self.shell.user_ns if self.shell else {})
+        prompt = filled.text.lstrip("\r\n").rstrip()  # the cell's trailing newline is not part of the prompt
         if not prompt:
             raise UsageError("The cell is empty: write a prompt below %%gpt4all.")
-        for name in missing:
-            print(f"note: {{{name}}} left as is: no variable named '{name.split('.')[0]}' "
-                  f"(write {{{{{name}}}}} for literal braces).", file=sys.stderr)
+        for note in filled.notes():
+            print(f"note: {note}", file=sys.stderr)
         with usage_errors():
             options = self._cell_options(args)
             fmt = args.format or self.output_format

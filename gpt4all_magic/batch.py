@@ -16,6 +16,7 @@ import collections
 import contextlib
 import math
 import os
+import re
 from typing import Any, Iterator, Mapping, Sequence
 
 import pandas as pd
@@ -243,15 +244,10 @@ def score(df: pd.DataFrame, context: str = "prompt", continuation: str = "respon
     def run(model_: Any, reqs: list[ScoreRequest]) -> list[Any]:
         return model_.score_chat(reqs, system_prompt=system_prompt) if chat else model_.score(reqs)
 
-    def failed(i: int, exc: Exception) -> None:
-        # A row is scored alone here, so the scorer's "Request 0 is …" means this DataFrame row: name it.
-        row, text = _failed_row(SCORE_COLUMNS, exc), str(exc)
-        row["error"] = f"Row {df.index[i]!r}" + (text[9:] if text.startswith("Request 0 is ") else f": {text}")
-        job.record(i, row)
-
     def work(chunk: list[int]) -> None:
         run_chunk(manager, model, chunk, [[requests[i]] for i in chunk], run,
-                  lambda i, results: job.record(i, _score_row(results[0]), tokens=results[0].n_tokens), failed)
+                  lambda i, results: job.record(i, _score_row(results[0]), tokens=results[0].n_tokens),
+                  lambda i, exc: job.record(i, _failed_row(SCORE_COLUMNS, exc, df.index[i])))
 
     job.run(chunked(_sorted_by_length(contexts, job.todo()), chunk_size), work)
     return job.frame(SCORE_COLUMNS, attrs={"kind": "score", "model": loaded.name, "chat": chat,
@@ -300,10 +296,23 @@ def _score_row(result: Any) -> dict[str, Any]:
             "status": "ok", "error": None}
 
 
-def _failed_row(columns: Sequence[str], exc: Exception) -> dict[str, Any]:
+def _failed_row(columns: Sequence[str], exc: Exception, label: Any, part: str | None = None) -> dict[str, Any]:
+    """A row that could not be done, its error naming the DataFrame row ``label``. The scorer numbers
+    the requests of one call ("Request 2 is 3,001 tokens …"): a row's ``part`` (its choices) when
+    given, else the row itself, scored alone."""
+    text = str(exc)
+    match = _REQUEST.match(text)
+    if match:
+        where = f" ({part} {match.group(1)})" if part else ""
+        error = f"Row {label!r}{where}{text[match.end():]}"
+    else:
+        error = f"Row {label!r}: {text}"
     row: dict[str, Any] = {c: None for c in columns}
-    row.update(status="too_long" if isinstance(exc, ContextOverflowError) else "error", error=str(exc))
+    row.update(status="too_long" if isinstance(exc, ContextOverflowError) else "error", error=error)
     return row
+
+
+_REQUEST = re.compile(r"Request (\d+)(?= is )")
 
 
 def _scoring_settings(loaded: Any) -> dict[str, Any]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import sys
 from typing import Any, Mapping, Sequence
 
@@ -104,9 +103,7 @@ def choose(df: pd.DataFrame, *, task: str | Task | None = None, question: str = 
         job.record(i, row, tokens=sum(r.n_tokens for r in results))
 
     def on_error(i: int, exc: Exception) -> None:
-        row = _failed_row(CHOICE_COLUMNS, exc)
-        row["error"] = _row_error(df.index[i], exc)
-        job.record(i, row)
+        job.record(i, _failed_row(CHOICE_COLUMNS, exc, df.index[i], part="choice"))
 
     def work(chunk: list[int]) -> None:
         run_chunk(manager, model, chunk, [requests[i] for i in chunk], lambda m, rs: m.score(rs), on_row, on_error)
@@ -116,19 +113,6 @@ def choose(df: pd.DataFrame, *, task: str | Task | None = None, question: str = 
     job.run(chunked(order, chunk_size), work)
     return job.frame(CHOICE_COLUMNS, attrs={"kind": "choose", "model": loaded.name, "task": spec["task"],
                                             "scoring": _scoring_settings(loaded), "elapsed": job.elapsed})
-
-
-def _row_error(label: Any, exc: Exception) -> str:
-    """The error text naming the DataFrame row: the scorer numbers the requests of one call, which
-    here are the row's choices ("Request 2 is 3,001 tokens …")."""
-    text = str(exc)
-    match = _REQUEST.match(text)
-    if match:
-        return f"Row {label!r} (choice {match.group(1)}){text[match.end():]}"
-    return f"Row {label!r}: {text}"
-
-
-_REQUEST = re.compile(r"Request (\d+)(?= is )")
 
 
 def _stderr(values: pd.Series) -> float:

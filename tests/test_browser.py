@@ -327,9 +327,17 @@ def test_notebook_magics_and_sidebar_chat(lab: dict[str, Any]) -> None:
                 page.wait_for_function(KERNEL_IDLE, timeout=60_000)
 
             with steps.step("open the chat from the launcher, for the restarted kernel"):
-                page.evaluate("() => { window.jupyterapp.commands.execute('launcher:create'); }")
-                page.locator(".lm-TabBar-tab", has_text="Launcher").click()
+                page.evaluate("async () => { window.__g4launcher = "
+                              "(await window.jupyterapp.commands.execute('launcher:create')).id; }")
                 card = page.locator(".jp-LauncherCard", has_text="Open GPT4All chat")
+                # After the restart the notebook can take the focus back; bring the launcher forward until
+                # it has stayed in front for three polls in a row.
+                page.wait_for_function("() => { const app = window.jupyterapp; "
+                                       "const front = app.shell.currentWidget && "
+                                       "app.shell.currentWidget.id === window.__g4launcher; "
+                                       "if (!front) app.shell.activateById(window.__g4launcher); "
+                                       "window.__g4front = front ? (window.__g4front || 0) + 1 : 0; "
+                                       "return window.__g4front >= 3; }", polling=300)
                 expect(card).to_be_visible()
                 card.click()
                 expect(sidebar).to_be_visible(timeout=60_000)

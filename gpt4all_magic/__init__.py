@@ -17,7 +17,7 @@ from importlib import import_module
 from typing import Any
 
 from .errors import GenerationInterrupted, Gpt4AllError
-from .options import GenerationOptions
+from .options import GenerationOptions, LoadSettings
 
 __all__ = [
     "ChatSession",
@@ -25,6 +25,7 @@ __all__ = [
     "GenerationOptions",
     "GenerationResult",
     "Gpt4AllError",
+    "LoadSettings",
     "ModelManager",
     "chat",
     "choose",
@@ -56,16 +57,16 @@ __all__ = [
 logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 _LAZY = {
-    "ChatSession": ("generation", "ChatSession"),
-    "chat": ("chat_panel", "chat"),
-    "generate": ("generation", "generate"),
-    "generate_rows": ("batch", "generate_rows"),
-    "score": ("batch", "score"),
-    "perplexity": ("batch", "perplexity"),
-    "choose": ("batch_eval", "choose"),
-    "evaluate": ("batch_eval", "evaluate"),
-    "compare": ("batch_eval", "compare"),
-    "curate": ("curation", "curate"),
+    "ChatSession": ("conversation.session", "ChatSession"),
+    "chat": ("conversation.panel", "chat"),
+    "generate": ("api", "generate"),
+    "generate_rows": ("batch.generate", "generate_rows"),
+    "score": ("batch.score", "score"),
+    "perplexity": ("batch.score", "perplexity"),
+    "choose": ("batch.choose", "choose"),
+    "evaluate": ("batch.compare", "evaluate"),
+    "compare": ("batch.compare", "compare"),
+    "curate": ("batch.curate", "curate"),
     "GenerationResult": ("manager", "GenerationResult"),
     "ModelManager": ("manager", "ModelManager"),
     "get_manager": ("manager", "get_manager"),
@@ -74,12 +75,12 @@ _LAZY = {
     "status": ("api", "status"),
     "list_models": ("api", "list_models"),
     "model_info": ("api", "model_info"),
-    "download": ("downloads", "download"),
-    "search": ("hub_api", "search"),
-    "remove": ("downloads", "remove"),
-    "import_catalog": ("catalog", "import_catalog"),
-    "connect": ("backends.openai", "connect"),
-    "disconnect": ("backends.openai", "disconnect"),
+    "download": ("api", "download"),
+    "search": ("models.hub", "search"),
+    "remove": ("api", "remove"),
+    "import_catalog": ("models.catalog", "import_catalog"),
+    "connect": ("api", "connect"),
+    "disconnect": ("api", "disconnect"),
 }
 
 

@@ -51,10 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="Show the magics on the bundled model (terminal, or --lab).")
     demo.add_argument("--lab", action="store_true", help="Open the quickstart notebook in JupyterLab.")
-    sub.add_parser("bench", help="Run the core benchmark (see gpt4all_magic.bench).")
+    sub.add_parser("bench", help="Run the core benchmark (see gpt4all_magic.bench.core).")
     args, rest = parser.parse_known_args(argv)
     if args.command == "bench":
-        from .bench import main as bench_main
+        from .bench.core import main as bench_main
 
         return bench_main(rest)
     return run_lab() if args.lab else run_demo()

@@ -1,38 +1,52 @@
-"""Module-level conveniences over the process-wide manager, for code outside the magics."""
+"""The Python API over the process-wide manager: what ``import gpt4all_magic as g4`` offers for models,
+single generations and servers. The magics call the same functions."""
 
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Callable
 
-from .backends.base import LoadedModel
-from .errors import ModelNotDownloadedError
-from .manager import get_manager
+from .engines.base import LoadedModel
+from .errors import InvalidOptionError, ModelNotDownloadedError, NotEnoughMemoryError
+from .manager import GenerationResult, ModelManager, get_manager
+from .options import GenerationOptions
 
-__all__ = ["list_models", "load", "model_info", "status", "unload"]
+__all__ = ["connect", "disconnect", "download", "download_for_load", "generate", "list_models", "load",
+           "model_info", "remove", "status", "unload"]
 
+
+def generate(prompt: str, *, model: str | os.PathLike[str] | None = None, on_text: Callable[[str], None] | None = None,
+             should_stop: Callable[[], bool] | None = None, options: GenerationOptions | None = None,
+             manager: ModelManager | None = None, **option_values: Any) -> GenerationResult:
+    """Answer ``prompt`` in a fresh single turn (chat template applied); options as keyword arguments.
+
+    >>> generate("Name a colour.", temp=0, max_tokens=10).text  # doctest: +SKIP
+    """
+    if not isinstance(prompt, str):
+        raise InvalidOptionError(f"prompt must be text, got {type(prompt).__name__}.")
+    options = GenerationOptions.from_mapping(option_values, base=options)
+    manager = manager or get_manager()
+    return manager.generate([{"role": "user", "content": prompt}], options, model=model,
+                            on_text=on_text, should_stop=should_stop)
+
+
+# -- models -------------------------------------------------------------------------------------------
 
 def load(name: str | os.PathLike[str] | None = None, *, n_ctx: int | None = None, n_threads: int | None = None,
-         force: bool = False, download: bool = False) -> LoadedModel:
+         n_batch: int | None = None, force: bool = False, download: bool = False) -> LoadedModel:
     """Load a model (default: the configured default, else the bundled one) and keep it loaded.
 
-    ``download=True`` first fetches a catalog or Hub model that is not on disk yet, as
+    Settings not given come from the kernel's (``%gpt4all config``); ``n_threads=0`` means the physical
+    cores. ``download=True`` first fetches a catalog or Hub model that is not on disk yet, as
     ``%gpt4all load NAME --download`` does (refused before fetching if it cannot fit in free RAM).
     """
     manager = get_manager()
     if download:
-        from .downloads import download_for_load
-
         download_for_load(name, force=force, manager=manager)
     try:
-        return manager.load(name, n_ctx=n_ctx, n_threads=n_threads, force=force)
-    except ModelNotDownloadedError:
-        from .downloads import not_downloaded_error
-
-        wanted = str(name) if name is not None else manager.default_model
-        if not wanted:
-            raise
-        raise not_downloaded_error(wanted, manager.models_dir) from None
+        return manager.load(name, n_ctx=n_ctx, n_threads=n_threads, n_batch=n_batch, force=force)
+    except ModelNotDownloadedError as exc:
+        raise exc.for_python() from None
 
 
 def unload() -> bool:
@@ -52,11 +66,11 @@ def list_models() -> Any:
     return pd.DataFrame(get_manager().model_rows())
 
 
-def model_info(name: str | os.PathLike[str] | None = None, *, manager: Any = None) -> dict[str, Any]:
+def model_info(name: str | os.PathLike[str] | None = None, *, manager: ModelManager | None = None) -> dict[str, Any]:
     """A model's GGUF metadata, read without loading it, plus its catalog entry's recommended sampling
     settings (not applied on their own: ``%gpt4all config`` them to use them)."""
-    from . import catalog
-    from .ggufinfo import read_gguf
+    from .models import catalog
+    from .models.gguf import read_gguf
 
     manager = manager or get_manager()
     ref = manager.resolve(name)
@@ -69,3 +83,107 @@ def model_info(name: str | os.PathLike[str] | None = None, *, manager: Any = Non
     if recommended:
         info["recommended"] = "%gpt4all config " + " ".join(f"{k}={v}" for k, v in recommended.items())
     return info
+
+
+def download(name: str, file: str | None = None, *, revision: str | None = None,
+             models_dir: str | os.PathLike[str] | None = None, **kwargs: Any) -> Any:
+    """Download a catalog model (``name``), ``REPO_ID FILE`` or ``REPO_ID/FILE.gguf``, sha256-verified and
+    resumable, into the kernel's models setup (see :func:`gpt4all_magic.models.download.download`)."""
+    from .models.download import download as fetch
+
+    folder = models_dir if models_dir is not None else get_manager().models_dir
+    return fetch(name, file, revision=revision, models_dir=folder, **kwargs)
+
+
+def download_for_load(name: str | os.PathLike[str] | None = None, *, force: bool = False,
+                      manager: ModelManager | None = None, progress: bool | None = None,
+                      token: str | bool | None = None) -> Any:
+    """The download step of ``load(name, download=True)``: fetch ``name`` (default: the default model) if
+    it is known but not on disk; None if there is nothing to fetch.
+
+    A catalog model whose RAM estimate exceeds free memory is refused before any byte is fetched
+    (``force`` skips that, as it skips the check at load time).
+    """
+    from .models import catalog
+    from .models.download import download as fetch
+    from .models.memory import check_catalog_ram
+
+    manager = manager or get_manager()
+    try:
+        manager.resolve(name)
+        return None
+    except ModelNotDownloadedError:
+        pass
+    wanted = str(name) if name is not None else manager.default_model
+    entry = catalog.find_entry(wanted or "", catalog.load_catalog(manager.models_dir))
+    if entry is not None:
+        try:
+            check_catalog_ram(entry, force)
+        except NotEnoughMemoryError as exc:
+            raise NotEnoughMemoryError(f"{str(exc).removesuffix('.')} (or gpt4all_magic.load({entry.name!r}, "
+                                       "download=True, force=True)).") from None
+    return fetch(wanted, models_dir=manager.models_dir, progress=progress, token=token)
+
+
+def remove(name: str, *, models_dir: str | os.PathLike[str] | None = None, manager: ModelManager | None = None) -> Any:
+    """Delete a downloaded model (or an unfinished download of it); the loaded model is refused."""
+    from .models.remove import remove as delete
+
+    manager = manager or get_manager()
+    current = manager.current
+    loaded = current.ref.path if current is not None else None
+    return delete(name, models_dir=models_dir if models_dir is not None else manager.models_dir, loaded=loaded)
+
+
+# -- servers ------------------------------------------------------------------------------------------
+
+def connect(url: str | None = None, model: str | None = None, *, api_key_env: str | None = "OPENAI_API_KEY",
+            timeout: float | None = None, concurrency: int | None = None,
+            manager: ModelManager | None = None) -> LoadedModel:
+    """Send generation, chat, batch and scoring to an OpenAI-compatible server; returns its model.
+
+    What is not given comes from the environment: the URL from ``GPT4ALL_MAGIC_SERVER_URL`` (or
+    ``OPENAI_BASE_URL``), the model from ``GPT4ALL_MAGIC_SERVER_MODEL``, the timeout and concurrency
+    from ``GPT4ALL_MAGIC_SERVER_TIMEOUT`` / ``GPT4ALL_MAGIC_SERVER_CONCURRENCY`` (defaults 120 s and 4).
+    The API key is read from the environment variable ``api_key_env`` at each request. Nothing
+    changes if the server cannot be reached.
+    """
+    from .engines.openai.model import DEFAULT_TIMEOUT, ENV_CONCURRENCY, ENV_MODEL, ENV_TIMEOUT, ENV_URL, OpenAIBackend
+    from .models.resolve import resolve_served
+
+    url = url or next((os.environ[v] for v in ENV_URL if os.environ.get(v)), None)
+    if not url:
+        raise InvalidOptionError(f"No server URL: pass one (`%gpt4all connect http://127.0.0.1:8080`) "
+                                 f"or set ${ENV_URL[0]}.")
+    model = model or os.environ.get(ENV_MODEL) or None
+    timeout = timeout if timeout is not None else _env_number(ENV_TIMEOUT, float, DEFAULT_TIMEOUT)
+    concurrency = concurrency if concurrency is not None else _env_number(ENV_CONCURRENCY, int, 4)
+    manager = manager or get_manager()
+    backend = OpenAIBackend(url, model, api_key_env=api_key_env, timeout=timeout, concurrency=concurrency)
+    try:
+        ref = resolve_served(model, backend.served_models())  # fails here, before the local model is unloaded
+    except BaseException:
+        backend.close()
+        raise
+    manager.use(backend)
+    return manager.load(ref.name)
+
+
+def _env_number(name: str, kind: type, default: Any) -> Any:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        return kind(text)
+    except ValueError:
+        raise InvalidOptionError(f"${name} must be {'an integer' if kind is int else 'a number'}, got {text!r}; "
+                                 "fix or unset it.") from None
+
+
+def disconnect(manager: ModelManager | None = None) -> bool:
+    """Go back to local models (llama.cpp); True if a server was connected."""
+    manager = manager or get_manager()
+    if not manager.backend.remote:
+        return False
+    manager.use(None)
+    return True

@@ -39,6 +39,7 @@ Map of the hierarchy::
 from __future__ import annotations
 
 __all__ = [
+    "JOB_ENDING_ERRORS",
     "BatchInputError",
     "ChecksumMismatchError",
     "ContextOverflowError",
@@ -97,7 +98,33 @@ class NotEnoughMemoryError(ModelError):
 
 
 class ModelNotDownloadedError(ModelError):
-    """A catalog model is known but its file is not on disk yet."""
+    """A catalog model (or a Hub file) is known but not on disk yet.
+
+    The message names the magics that fetch it; :meth:`for_python` words the same error for code
+    (``gpt4all_magic.download`` / ``load(..., download=True)``).
+    """
+
+    def __init__(self, message: str = "", *, name: str = "", size: str | None = None, in_catalog: bool = True):
+        self.name, self.size, self.in_catalog = name, size, in_catalog
+        super().__init__(message or self._message(python=False))
+
+    def _message(self, *, python: bool) -> str:
+        name, size = self.name, f" ({self.size})" if self.size else ""
+        if python:
+            what = (f"{name} is in the catalog but not downloaded yet{size}" if self.in_catalog
+                    else f"{name} is neither a local file nor in the Hugging Face cache")
+            return (f"{what}; run `%gpt4all download {name}` (or gpt4all_magic.download({name!r})), or load it "
+                    f"with download=True: gpt4all_magic.load({name!r}, download=True).")
+        if self.in_catalog:
+            return (f"{name} is in the catalog but not downloaded yet{size}; run `%gpt4all download {name}` "
+                    f"or `%gpt4all load {name} --download`.")
+        return (f"No local file {name} and it is not in the Hugging Face cache; download it with "
+                f"`%gpt4all download {name}`, or check the path.")
+
+    def for_python(self) -> ModelNotDownloadedError:
+        """The same error, worded for Python code rather than the magics."""
+        return ModelNotDownloadedError(self._message(python=True), name=self.name, size=self.size,
+                                       in_catalog=self.in_catalog)
 
 
 class GenerationError(Gpt4AllError):
@@ -126,7 +153,12 @@ class ScoringNotSupportedError(GenerationError):
 
 
 class InvalidOptionError(Gpt4AllError, ValueError):
-    """A generation option or setting has an invalid value."""
+    """A generation option or setting has an invalid value; ``setting`` names it when it is a load setting
+    (so a magic can say ``--n-ctx`` where the library says ``n_ctx``)."""
+
+    def __init__(self, message: str, *, setting: str | None = None):
+        super().__init__(message)
+        self.setting = setting
 
 
 class DownloadError(Gpt4AllError):
@@ -183,3 +215,10 @@ class GenerationInterrupted(KeyboardInterrupt):
     def __init__(self, result: object):
         super().__init__("generation interrupted")
         self.result = result
+
+
+# Errors about the server, the model or the connection rather than one request: every later request
+# would hit them too, so a batch job ends on them (keeping the rows finished) instead of marking one row,
+# and a probe (token counting, the scoring self-check) passes them on instead of trying another way.
+JOB_ENDING_ERRORS: tuple[type[Gpt4AllError], ...] = (
+    RemoteAuthError, RemoteConnectionError, RemoteTimeoutError, ModelNotFoundError, ScoringNotSupportedError)

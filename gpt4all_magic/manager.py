@@ -1,7 +1,9 @@
-"""The kernel-resident model manager: one per process, shared by magics, chat panel and batch jobs.
+"""The kernel-resident model manager: one per process, the only door to the engines.
 
-It owns the loaded model (and frees it on :meth:`ModelManager.unload`), serializes every caller with
-one lock, and turns a streamed generation into a :class:`GenerationResult`.
+Magics, the chat panel, batch jobs and the Python API all come through here: it owns the loaded model
+(and frees it on :meth:`ModelManager.unload`), serializes every caller with one lock, keeps the usage
+totals, and turns an engine's stream into a :class:`GenerationResult`. Which engine runs models is
+swapped with :meth:`ModelManager.use` (``connect`` / ``disconnect``).
 """
 
 from __future__ import annotations
@@ -17,56 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from . import catalog
-from .backends.base import Backend, LoadedModel, Message, ModelRef, StreamStats
+from .engines.base import (Backend, LoadedModel, Message, ModelRef, OnResult, ScoreRequest, ScoreResult, StreamStats,
+                           TokenCount)
 from .errors import EmptyPromptError, GenerationInterrupted, Gpt4AllError, ModelBusyError
-from .options import GenerationOptions
+from .models import catalog
+from .models.resolve import resolve, resolve_served
+from .options import GenerationOptions, LoadSettings
+from .system import default_threads, rss_bytes
+from .text import human_bytes, tokens_per_second
 
-__all__ = ["GenerationResult", "ModelManager", "default_threads", "get_manager"]
-
-
-def default_threads() -> int:
-    """Physical cores available to this process (llama-cpp-python's own default is half of them)."""
-    try:
-        available = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        available = os.cpu_count() or 1
-    physical = None
-    try:
-        import psutil
-
-        physical = psutil.cpu_count(logical=False)
-    except Exception:  # psutil missing or unable to read the topology
-        pass
-    quota = _cgroup_cpu_quota()
-    return max(1, min(physical or available, available, quota or available))
-
-
-_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
-
-
-def _cgroup_cpu_quota() -> int | None:
-    """CPUs a container's cgroup (v2 ``cpu.max``) lets this process use, rounded down; None if unlimited."""
-    try:
-        quota, period = _CPU_MAX.read_text(encoding="ascii").split()[:2]
-    except (OSError, ValueError):
-        return None
-    if quota == "max":
-        return None
-    try:
-        return max(1, int(int(quota) / int(period)))
-    except (ValueError, ZeroDivisionError):
-        return None
-
-
-def rss_bytes() -> int | None:
-    """Resident memory of this process."""
-    try:
-        import psutil
-
-        return psutil.Process().memory_info().rss
-    except Exception:
-        return None
+__all__ = ["GenerationResult", "ModelManager", "Totals", "get_manager"]
 
 
 @dataclass
@@ -116,18 +78,32 @@ class Totals:
     generation_seconds: float = 0.0
 
 
+@dataclass
+class Totals:
+    """What every caller together has generated since the kernel started."""
+
+    generations: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    generation_seconds: float = 0.0
+
+    def add(self, prompt_tokens: int, completion_tokens: int, seconds: float, generations: int = 1) -> None:
+        self.generations += generations
+        self.prompt_tokens += prompt_tokens
+        self.completion_tokens += completion_tokens
+        self.generation_seconds += seconds
+
+
 class ModelManager:
     """Loads one model at a time through a backend and serializes everyone who uses it."""
 
     def __init__(self, backend: Backend | None = None, *, models_dir: str | os.PathLike[str] | None = None,
                  default_model: str | None = None, n_ctx: int = 4096, n_threads: int | None = None,
-                 busy_timeout: float | None = 300.0):
+                 n_batch: int = 512, busy_timeout: float | None = 300.0, settings: LoadSettings | None = None):
         self._backend = backend
-        self.models_dir = Path(models_dir).expanduser() if models_dir else catalog.default_models_dir()
+        self.settings = settings or LoadSettings(n_ctx=n_ctx, n_threads=n_threads or 0, n_batch=n_batch,
+                                                 busy_timeout=busy_timeout, models_dir=models_dir)
         self.default_model = default_model or None
-        self.n_ctx = n_ctx
-        self.n_threads = n_threads or None
-        self.busy_timeout = busy_timeout
         self.lock = threading.RLock()
         self._holder: str | None = None
         self._model: LoadedModel | None = None
@@ -135,20 +111,47 @@ class ModelManager:
         self.totals = Totals()
         self.last_result: GenerationResult | None = None
 
+    # -- settings (one typed LoadSettings; these properties read and replace it) ---------------------
+    def configure(self, **changes: Any) -> None:
+        """Change load settings (validated together by :class:`LoadSettings`); they apply to the next load."""
+        self.settings = self.settings.replace(**changes)
+
+    n_ctx = property(lambda self: self.settings.n_ctx, lambda self, v: self.configure(n_ctx=v))
+    n_threads = property(lambda self: self.settings.n_threads, lambda self, v: self.configure(n_threads=v or 0))
+    n_batch = property(lambda self: self.settings.n_batch, lambda self, v: self.configure(n_batch=v))
+    busy_timeout = property(lambda self: self.settings.busy_timeout, lambda self, v: self.configure(busy_timeout=v))
+
+    @property
+    def models_dir(self) -> Path:
+        """The models folder: the setting, else ``$GPT4ALL_MAGIC_MODELS_DIR`` or the cache's default."""
+        return self.settings.models_dir or catalog.default_models_dir()
+
+    @models_dir.setter
+    def models_dir(self, value: str | os.PathLike[str] | None) -> None:
+        self.configure(models_dir=value)
+
+    def threads(self) -> int:
+        """The threads a load uses: the setting, or the physical cores when it is 0 (auto)."""
+        return self.settings.n_threads or default_threads()
+
     # -- backend and lock ------------------------------------------------------------------------
     @property
     def backend(self) -> Backend:
         if self._backend is None:
-            from .backends.llama_cpp import LlamaCppBackend
+            from .engines.llama.model import LlamaCppBackend
 
             self._backend = LlamaCppBackend()
         return self._backend
 
-    def set_backend(self, backend: Backend) -> None:
-        """Swap the backend (unloading the current model first)."""
+    def use(self, backend: Backend | None) -> Backend:
+        """Run models with ``backend`` from now on (None: local llama.cpp); the current model is unloaded
+        and the backend replaced is closed. Returns the one replaced."""
         with self.acquire("switching backend"):
             self.unload()
-            self._backend = backend
+            previous, self._backend = self._backend, backend
+        if previous is not None and previous is not backend:
+            previous.close()
+        return previous
 
     @contextlib.contextmanager
     def acquire(self, purpose: str = "generation") -> Iterator[None]:
@@ -188,50 +191,49 @@ class ModelManager:
 
     def resolve(self, name: str | os.PathLike[str] | None = None) -> ModelRef:
         """What ``name`` (or the configured default) refers to, without loading it."""
-        ref = self.backend.resolve(name, self.default_model)  # a remote backend knows its own models
-        return ref if ref is not None else catalog.resolve(name, self.models_dir, self.default_model)
+        served = self.backend.served_models()  # a server resolves among its own model ids
+        if served is not None:
+            return resolve_served(name, served, self.default_model)
+        return resolve(name, self.models_dir, self.default_model)
 
     def model_rows(self) -> list[dict[str, Any]]:
         """One row per model this manager can offer: the server's when a remote backend is in use, else
         the bundled, installed, downloaded and catalog models."""
+        from .models.resolve import model_rows
+
         loaded = self._model.name if self._model else None
         rows = self.backend.model_rows(loaded)
-        return rows if rows is not None else catalog.model_rows(self.models_dir, loaded)
-
-    def threads(self) -> int:
-        return self.n_threads or default_threads()
+        return rows if rows is not None else model_rows(self.models_dir, loaded)
 
     def load(self, name: str | os.PathLike[str] | None = None, *, n_ctx: int | None = None,
-             n_threads: int | None = None, force: bool = False) -> LoadedModel:
-        """Load a model (the default one if ``name`` is None); a model already loaded is kept."""
+             n_threads: int | None = None, n_batch: int | None = None, force: bool = False) -> LoadedModel:
+        """Load a model (the default one if ``name`` is None); a model already loaded is kept. Settings not
+        given come from :attr:`settings`; ``n_threads=0`` means the physical cores."""
+        given = {k: v for k, v in (("n_ctx", n_ctx), ("n_threads", n_threads), ("n_batch", n_batch)) if v is not None}
+        wanted = self.settings.replace(**given)  # validates what was given
         ref = self.resolve(name)
-        threads = n_threads or self.threads()
+        threads = wanted.n_threads or default_threads()
         with self.acquire(f"loading {ref.name}"):
             current = self._model
             if (current is not None and current.ref == ref and (n_ctx is None or n_ctx == current.n_ctx)
-                    and (n_threads is None or n_threads == current.n_threads)):
+                    and (n_threads is None or threads == current.n_threads)):
                 return current
-            ctx = n_ctx or self.n_ctx
+            ctx = wanted.n_ctx
             if ref.path is not None:
-                from .ggufinfo import read_gguf
+                from .models.gguf import read_gguf
+                from .models.memory import check_memory
 
                 info = read_gguf(ref.path)  # refuses bad files before llama.cpp sees them
                 if n_ctx is None and info.context_length:
                     ctx = min(ctx, info.context_length)
-                self._check_memory(ref, info, ctx, force)
+                check_memory(ref, info, ctx, force)
             started = time.perf_counter()
             # Load the new model before freeing the old one: a failed load leaves the old one usable.
-            model = self.backend.load(ref, n_ctx=ctx, n_threads=threads)
+            model = self.backend.load(ref, n_ctx=ctx, n_threads=threads, n_batch=wanted.n_batch)
             self.unload()
             self._model = model
             self._load_info = {"load_seconds": time.perf_counter() - started, "loaded_at": time.time()}
             return model
-
-    def _check_memory(self, ref: ModelRef, info: Any, n_ctx: int, force: bool) -> None:
-        """Hook for the RAM check; the catalog layer refines it."""
-        from .memory import check_memory
-
-        check_memory(ref, info, n_ctx, force)
 
     def ensure_loaded(self, name: str | os.PathLike[str] | None = None) -> LoadedModel:
         """The model to use for ``name``: the loaded one when ``name`` is None, else load it."""
@@ -298,38 +300,76 @@ class ModelManager:
                 stats: StreamStats, text: str, started: float) -> GenerationResult:
         ended = time.perf_counter()
         ttft = stats.t_first_token - started if stats.t_first_token is not None else None
-        tps = None
-        if stats.t_first_token is not None and stats.t_last_token is not None:
-            span = stats.t_last_token - stats.t_first_token
-            if stats.completion_tokens > 1 and span > 0:
-                tps = (stats.completion_tokens - 1) / span
-            elif stats.completion_tokens >= 1 and ended > started:
-                tps = stats.completion_tokens / (ended - started)
+        tps = tokens_per_second(stats.completion_tokens, stats.t_first_token, stats.t_last_token, ended - started)
         result = GenerationResult(
             text=text, model=loaded.name, options=options.to_dict(), prompt_tokens=stats.prompt_tokens,
             completion_tokens=stats.completion_tokens, time_to_first_token=ttft, tokens_per_second=tps,
             elapsed=ended - started, finish_reason=stats.finish_reason or "stop", notices=list(stats.notices),
             messages=[dict(m) for m in messages])
-        self.totals.generations += 1
-        self.totals.prompt_tokens += stats.prompt_tokens
-        self.totals.completion_tokens += stats.completion_tokens
-        self.totals.generation_seconds += ended - started
+        self.totals.add(stats.prompt_tokens, stats.completion_tokens, ended - started)
         self.last_result = result
         return result
+
+    def generate_many(self, prompts: Sequence[Sequence[Message]], options: GenerationOptions,
+                      on_result: OnResult | None = None, *, model: str | os.PathLike[str] | None = None,
+                      should_stop: Callable[[], bool] = lambda: False, max_parallel: int | None = None,
+                      ) -> list[tuple[str, StreamStats, Exception | None]]:
+        """Answer each message list on its own, as many together as the engine can; ``(text, stats, error)``
+        per prompt in input order, ``on_result`` as each finishes (see :meth:`LoadedModel.generate_many`).
+        Rows that produced text count in the usage totals."""
+        started = time.perf_counter()
+        done = Totals()
+
+        def report(i: int, text: str, stats: StreamStats, error: Exception | None) -> None:
+            if error is None:  # finished, stopped or interrupted with its text: it was generated
+                done.add(stats.prompt_tokens, stats.completion_tokens, 0.0)
+            if on_result is not None:
+                on_result(i, text, stats, error)
+
+        with self.acquire("batch generation"):
+            loaded = self.ensure_loaded(model)
+            try:
+                return loaded.generate_many(prompts, options, report, should_stop=should_stop,
+                                            max_parallel=max_parallel)
+            finally:
+                self.totals.add(done.prompt_tokens, done.completion_tokens, time.perf_counter() - started,
+                                generations=done.generations)
+
+    # -- scoring and counting ----------------------------------------------------------------------
+    def score(self, requests: Sequence[ScoreRequest], *, chat: bool = False, system_prompt: str | None = None,
+              model: str | os.PathLike[str] | None = None) -> list[ScoreResult]:
+        """Log-likelihoods of continuations: raw text split as lm-evaluation-harness does, or with
+        ``chat=True`` each context sent as a user message through the chat template."""
+        with self.acquire("batch scoring"):
+            loaded = self.ensure_loaded(model)
+            return loaded.score_chat(requests, system_prompt=system_prompt) if chat else loaded.score(requests)
+
+    def scoring_settings(self, model: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+        """The settings that fix the loaded model's scoring arithmetic (recorded next to scores)."""
+        with self.acquire("batch scoring"):
+            return self.ensure_loaded(model).scoring_settings()
+
+    def count_tokens(self, messages: Sequence[Message], model: str | os.PathLike[str] | None = None) -> int:
+        """Prompt tokens of ``messages`` with the chat template applied."""
+        with self.acquire("counting tokens"):
+            return self.ensure_loaded(model).count_tokens(messages)
+
+    def count_text(self, text: str, model: str | os.PathLike[str] | None = None) -> TokenCount:
+        """Tokens of plain text, and whether the model's tokenizer counted them (else an estimate)."""
+        with self.acquire("counting tokens"):
+            return self.ensure_loaded(model).count_text(text)
 
     # -- reporting -------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         """What is loaded and how it has been used."""
-        from .ggufinfo import human_bytes
-
         model = self._model
         rss = rss_bytes()
+        path = model.ref.path if model else None
         status: dict[str, Any] = {
             "model": model.name if model else None,
             "backend": model.backend_name if model else self.backend.name,
-            "path": str(model.ref.path) if model and model.ref.path else None,
-            "file_size": (human_bytes(model.ref.path.stat().st_size)
-                          if model and model.ref.path and model.ref.path.exists() else None),
+            "path": str(path) if path else None,
+            "file_size": human_bytes(path.stat().st_size) if path and path.exists() else None,
             "rss": human_bytes(rss) if rss is not None else None,
             "n_ctx": model.n_ctx if model else None,
             "n_threads": model.n_threads if model else self.threads(),

@@ -1,20 +1,26 @@
-"""Generation options: one typed definition feeds validation, the magic's flags and the widget's controls.
+"""The two typed settings models: :class:`GenerationOptions` (one generation) and :class:`LoadSettings`
+(how models load and how long callers wait for them).
 
-Names and defaults follow GPT4All (``max_tokens=200, temp=0.7, top_k=40, top_p=0.4, min_p=0.0,
-repeat_penalty=1.18, repeat_last_n=64``); ``seed``, ``stop`` and ``system_prompt`` are ours.
+Generation options feed validation, the magic's flags and the chat widget's controls. Names and
+defaults follow GPT4All (``max_tokens=200, temp=0.7, top_k=40, top_p=0.4, min_p=0.0,
+repeat_penalty=1.18, repeat_last_n=64``); ``seed``, ``stop`` and ``system_prompt`` are ours. Load
+settings are shared by the traitlets (``%config Gpt4AllMagics``), ``%gpt4all load``, ``load()`` and
+the manager, and validated here only.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from .errors import InvalidOptionError
 
-__all__ = ["GenerationOptions", "OptionSpec", "option_specs"]
+__all__ = ["AUTO_THREADS", "GenerationOptions", "LoadSettings", "OptionSpec", "option_specs"]
 
 SEED_MAX = 2**32 - 2  # llama.cpp treats 0xFFFFFFFF as "random"
 
@@ -201,3 +207,64 @@ def _check_range(spec: OptionSpec, value: Any) -> None:
         raise InvalidOptionError(
             f"{spec.name} must be in {spec.describe_range()}, got {value!r}; "
             f"e.g. {flag} {spec.default if spec.default is not None else low}.")
+
+
+# -- load settings ------------------------------------------------------------------------------------
+
+AUTO_THREADS = 0  # n_threads: use the physical cores this process may run on
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """How models load and how long callers wait for a busy model. Invalid values raise
+    :class:`InvalidOptionError` naming the setting and a valid example."""
+
+    n_ctx: int = 4096
+    n_threads: int = AUTO_THREADS
+    n_batch: int = 512
+    busy_timeout: float | None = 300.0  # None: wait as long as it takes
+    models_dir: Path | None = None  # None: $GPT4ALL_MAGIC_MODELS_DIR, else ~/.cache/gpt4all-magic/models
+
+    HELP = {
+        "n_ctx": "Context window in tokens for models loaded without --n-ctx (capped at the model's training "
+                 "context).",
+        "n_threads": "CPU threads for llama.cpp; 0 = the number of physical cores.",
+        "n_batch": "Prompt tokens llama.cpp evaluates per step (capped at n_ctx).",
+        "busy_timeout": "Seconds a cell waits for the model while another task (chat panel, batch job) uses it, "
+                        "before failing with 'model busy'.",
+        "models_dir": "Folder of .gguf models. Empty: $GPT4ALL_MAGIC_MODELS_DIR or ~/.cache/gpt4all-magic/models.",
+    }
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "n_ctx", _whole(self.n_ctx, "n_ctx", 16, "must be at least 16"))
+        object.__setattr__(self, "n_threads", _whole(self.n_threads, "n_threads", 0,
+                                                     "must be 0 (auto) or a positive number"))
+        object.__setattr__(self, "n_batch", _whole(self.n_batch, "n_batch", 1, "must be at least 1"))
+        timeout = self.busy_timeout
+        if timeout is not None:
+            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+                raise InvalidOptionError(f"busy_timeout must be a number of seconds above 0, got {timeout!r}.",
+                                         setting="busy_timeout")
+            object.__setattr__(self, "busy_timeout", float(timeout))
+        if self.models_dir is not None:
+            if not isinstance(self.models_dir, (str, os.PathLike)):
+                raise InvalidOptionError(f"models_dir must be a folder path, got {type(self.models_dir).__name__}.",
+                                         setting="models_dir")
+            text = os.fspath(self.models_dir)
+            object.__setattr__(self, "models_dir", Path(text).expanduser() if text.strip() else None)
+
+    def replace(self, **changes: Any) -> LoadSettings:
+        """A copy with some settings changed (validated)."""
+        unknown = [k for k in changes if k not in self.HELP]
+        if unknown:
+            raise InvalidOptionError(f"Unknown load setting '{unknown[0]}'; the settings are "
+                                     f"{', '.join(self.HELP)}.", setting=unknown[0])
+        return dataclasses.replace(self, **changes)
+
+
+def _whole(value: Any, name: str, minimum: int, rule: str) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InvalidOptionError(f"{name} {rule}, got {value!r}.", setting=name)
+    return value

@@ -9,10 +9,13 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from hub_server import FILE, OTHER_FILE, REPO, FakeHub
+from real_servers import ALIAS, KEY_ENV, SERVER_KEY, Server
 
-from gpt4all_magic import catalog
 from gpt4all_magic import manager as manager_module
+from gpt4all_magic.api import connect, disconnect
 from gpt4all_magic.manager import ModelManager
+from gpt4all_magic.models import catalog
 
 BUNDLED = catalog.bundled_model_path()
 
@@ -77,7 +80,7 @@ def manager(_shared_manager: ModelManager, hermetic: Path, monkeypatch: pytest.M
 @pytest.fixture
 def fake_manager(hermetic: Path, monkeypatch: pytest.MonkeyPatch) -> ModelManager:
     """A manager on the scripted FakeBackend (exact tokens and timing), made the process-wide one."""
-    from gpt4all_magic.backends.fake import FakeBackend
+    from gpt4all_magic.engines.fake import FakeBackend
 
     m = ModelManager(backend=FakeBackend(), models_dir=hermetic, n_ctx=2048)
     monkeypatch.setattr(manager_module, "_MANAGER", m)
@@ -136,7 +139,7 @@ def fake_shell(fake_manager: ModelManager, shell_factory):
 @pytest.fixture
 def panels():
     """Make chat panels (the view updates on every token); stop and close them afterwards."""
-    from gpt4all_magic.chat_panel import ChatPanel
+    from gpt4all_magic.conversation.panel import ChatPanel
 
     made: list[ChatPanel] = []
 
@@ -151,3 +154,68 @@ def panels():
         panel.stop()
         panel.wait(120)
         panel.close()
+
+
+# -- a fake Hugging Face Hub (models/, magics/) ------------------------------------------------------------
+
+@pytest.fixture
+def hub(monkeypatch: pytest.MonkeyPatch, bundled_path: Path) -> Iterator[FakeHub]:
+    """A running fake Hub serving the real bundled GGUF as REPO/FILE; HF_ENDPOINT points at it."""
+    with FakeHub() as fake:
+        fake.add_repo(REPO, {FILE: bundled_path, OTHER_FILE: b"GGUF" + bytes(60), "README.md": b"# test repo\n"},
+                      downloads=50, likes=3)
+        monkeypatch.setenv("HF_ENDPOINT", fake.url)
+        yield fake
+
+
+# -- real llama_cpp.server processes (engines/, magics/) ---------------------------------------------------
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Server]]:
+    """Both real servers, started together: the main one (API key, alias) and one whose echo is right."""
+    logs = tmp_path_factory.mktemp("servers")
+    started = {
+        "main": Server(logs / "main.log", "--model_alias", ALIAS, api_key=SERVER_KEY),
+        # SmolLM2's tokenizer adds no BOS; forcing one makes llama-cpp-python's echo logprobs line up.
+        # Flash attention as the local scorer fixes it: on or off moves this model's logprobs by ~0.05.
+        "bos": Server(logs / "bos.log", "--kv_overrides", "tokenizer.ggml.add_bos_token=bool:true",
+                      "--flash_attn", "True"),
+    }
+    try:
+        for server in started.values():
+            server.wait_ready()
+        yield started
+    finally:
+        for server in started.values():
+            server.stop()
+
+
+@pytest.fixture
+def server(servers: dict[str, Server]) -> Server:
+    return servers["main"]
+
+
+@pytest.fixture(scope="module")
+def local() -> Iterator[ModelManager]:
+    """The bundled model in this process, on one thread like the servers (robust on a busy machine)."""
+    m = ModelManager(n_ctx=2048, n_threads=1)
+    m.load()
+    yield m
+    m.unload()
+
+
+@pytest.fixture
+def remote_manager(hermetic: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModelManager]:
+    """A fresh process-wide manager (not connected yet); disconnected afterwards."""
+    m = ModelManager(models_dir=hermetic, n_ctx=2048)
+    monkeypatch.setattr(manager_module, "_MANAGER", m)
+    monkeypatch.setenv(KEY_ENV, SERVER_KEY)
+    yield m
+    disconnect(manager=m)
+
+
+@pytest.fixture
+def remote(server: Server, remote_manager: ModelManager) -> ModelManager:
+    """The process-wide manager connected to the main real server."""
+    connect(server.url, api_key_env=KEY_ENV, concurrency=3, manager=remote_manager)
+    return remote_manager

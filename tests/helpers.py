@@ -17,3 +17,13 @@ def usage_error(result) -> str:
     message = str(result.error_in_exec)
     assert "\n" not in message
     return message
+
+
+def raw_llama(**kwargs):
+    """A plain ``llama_cpp.Llama`` (an independent reference), loaded the way the llama engine loads models
+    on CPUs whose build repacks weights for AMX (:func:`~gpt4all_magic.engines.llama.native.without_amx_repack`)."""
+    from gpt4all_magic.engines.llama.native import import_llama_cpp, without_amx_repack
+
+    llama_cpp = import_llama_cpp()
+    with without_amx_repack(llama_cpp):
+        return llama_cpp.Llama(**kwargs)

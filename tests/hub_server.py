@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-import pytest
 
 _SHA_CACHE: dict[Path, str] = {}
 
@@ -390,19 +389,8 @@ class _CdnHandler(_Base):
                 time.sleep(faults.stall)
 
 
-# -- pytest fixtures (import them into a test module) ---------------------------------------------------
 
 REPO = "test-org/SmolLM2-135M-Instruct-GGUF"
 FILE = "smollm2-135m-instruct-q4_1.gguf"
 NAME = "smollm2-135m-instruct-q4_1"
 OTHER_FILE = "smollm2-135m-instruct-q8_0.gguf"
-
-
-@pytest.fixture
-def hub(monkeypatch: pytest.MonkeyPatch, bundled_path: Path) -> Iterator[FakeHub]:
-    """A running fake Hub serving the real bundled GGUF as REPO/FILE; HF_ENDPOINT points at it."""
-    with FakeHub() as fake:
-        fake.add_repo(REPO, {FILE: bundled_path, OTHER_FILE: b"GGUF" + bytes(60), "README.md": b"# test repo\n"},
-                      downloads=50, likes=3)
-        monkeypatch.setenv("HF_ENDPOINT", fake.url)
-        yield fake

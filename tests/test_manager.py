@@ -10,11 +10,12 @@ import time
 import pytest
 
 from gpt4all_magic import ChatSession, generate
-from gpt4all_magic.backends.fake import FakeBackend
+from gpt4all_magic.engines.fake import FakeBackend
 from gpt4all_magic.errors import (ContextOverflowError, EmptyPromptError, GenerationInterrupted,
                                   InvalidModelFileError, ModelBusyError, ModelNotFoundError,
                                   NotEnoughMemoryError)
-from gpt4all_magic.manager import ModelManager, default_threads, rss_bytes
+from gpt4all_magic.manager import ModelManager
+from gpt4all_magic.system import default_threads, rss_bytes
 from gpt4all_magic.options import GenerationOptions
 
 GREEDY = GenerationOptions(temp=0, max_tokens=40)
@@ -191,7 +192,7 @@ def test_bad_file_is_refused_and_the_loaded_model_stays(manager, tmp_path):
 
 
 def test_not_enough_ram_is_refused_with_numbers_unless_forced(fake_manager, monkeypatch):
-    from gpt4all_magic import memory
+    from gpt4all_magic.models import memory
 
     monkeypatch.setattr(memory, "available_ram", lambda: 50_000_000)
     with pytest.raises(NotEnoughMemoryError, match=r"needs about 1\d\d\.\d MB of RAM .* only 50.0 MB is free.*--force"):
@@ -224,10 +225,10 @@ def test_native_llama_logs_go_to_our_logger_never_to_stdout_or_stderr(capfd, cap
 
 
 def test_default_threads_respect_a_containers_cpu_quota(tmp_path, monkeypatch):
-    from gpt4all_magic import manager as manager_module
+    from gpt4all_magic import system
 
     cpu_max = tmp_path / "cpu.max"
-    monkeypatch.setattr(manager_module, "_CPU_MAX", cpu_max)
+    monkeypatch.setattr(system, "_CPU_MAX", cpu_max)
     unlimited = default_threads()  # no file: physical cores
     cpu_max.write_text("max 100000\n")
     assert default_threads() == unlimited
@@ -288,7 +289,7 @@ def test_status_reports_model_memory_and_totals(manager):
 
 def test_ctrl_c_while_llama_cpp_logs_during_a_load_is_not_lost(monkeypatch):
     """llama.cpp logs through a ctypes callback while loading; an interrupt landing there must surface."""
-    from gpt4all_magic.backends import llama_cpp as backend
+    from gpt4all_magic.engines.llama import native as backend
 
     backend.import_llama_cpp()
     log = backend.log.log

@@ -102,7 +102,7 @@ def test_the_magic_notes_a_variable_left_in_code(fake_shell, fake_manager, capsy
 def test_row_templates_follow_the_same_rules():
     import pandas as pd
 
-    from gpt4all_magic import batch
+    from gpt4all_magic.batch import generate as batch
     from gpt4all_magic.errors import BatchInputError
 
     df = pd.DataFrame({"text": ["a", "b"]})

@@ -107,18 +107,17 @@ class Subcommand:
     help: str
     run: Callable[[Any, argparse.Namespace], Any]
     args: list[tuple[tuple[str, ...], dict[str, Any]]] = field(default_factory=list)
-    usage_example: str = ""
 
 
 SUBCOMMANDS: dict[str, Subcommand] = {}
 
 
 def subcommand(name: str, help: str, *args: tuple[tuple[str, ...], dict[str, Any]],
-               example: str = "") -> Callable[[Callable[[Any, argparse.Namespace], Any]], Callable[..., Any]]:
+               ) -> Callable[[Callable[[Any, argparse.Namespace], Any]], Callable[..., Any]]:
     """Register ``%gpt4all NAME``: the function gets (magics, parsed args) and returns the result."""
 
     def register(fn: Callable[[Any, argparse.Namespace], Any]) -> Callable[..., Any]:
-        SUBCOMMANDS[name] = Subcommand(name, help, fn, list(args), example)
+        SUBCOMMANDS[name] = Subcommand(name, help, fn, list(args))
         return fn
 
     return register

@@ -42,7 +42,7 @@ def df_cell(magics: Any, args: argparse.Namespace, cell: str) -> Any:
         raise UsageError("-f code puts one answer into a new cell; it cannot be combined with --df.")
     if args.parallel < 1:
         raise UsageError(f"--parallel must be at least 1, got {args.parallel}.")
-    out = magics._check_variable(args.out)
+    out = magics.check_variable(args.out)
     ns = magics.shell.user_ns if magics.shell is not None else {}
     if name not in ns:
         raise UsageError(f"No variable named '{name}'; create the DataFrame first, e.g. {name} = pd.DataFrame(...).")
@@ -59,11 +59,11 @@ def df_cell(magics: Any, args: argparse.Namespace, cell: str) -> Any:
     in_code = fill(template, collections.ChainMap(dict.fromkeys(map(str, df.columns), ""), ns)).in_code
     for note in Filled("", [], in_code).notes():
         print(f"note: {note}", file=sys.stderr)
-    from .. import batch
+    from ..batch.generate import generate_rows
 
     with usage_errors():
-        options = magics._cell_options(args)
-        result = batch.generate_rows(df, template, variables=ns, model=args.model, options=options,
+        options = magics.cell_options(args)
+        result = generate_rows(df, template, variables=ns, model=args.model, options=options,
                                      manager=magics.manager, checkpoint=args.checkpoint, max_parallel=args.parallel,
                                      progress=True)
     ok = int((result["status"] == "ok").sum())
@@ -73,8 +73,7 @@ def df_cell(magics: Any, args: argparse.Namespace, cell: str) -> Any:
               + " (see the status and error columns).", file=sys.stderr)
     if magics.show_status:
         tokens = result.attrs.get("tokens", 0)
-        elapsed = result.attrs.get("elapsed") or 0.0
-        rate = f" · {tokens / elapsed:.1f} tok/s" if elapsed > 0 and tokens else ""
+        rate = f" · {result.attrs['tokens_per_second']:.1f} tok/s" if tokens else ""
         print(f"{result.attrs.get('model')} · {ok}/{len(result)} rows · {tokens} tokens{rate} · "
               f"seed {result.attrs['options'].get('seed')}")
     if out:
@@ -94,10 +93,10 @@ def df_cell(magics: Any, args: argparse.Namespace, cell: str) -> Any:
                      "(BoolQ and WinoGrande have only acc)."),
             arg("--plot", action="store_true", help="Also draw the bar chart."))
 def _eval(magics: Any, args: argparse.Namespace) -> Any:
-    from .. import batch_eval
+    from ..batch.compare import compare
 
     models = args.model or [None]  # None: the loaded (or default) model
-    table = batch_eval.compare(models, args.tasks or None, metric=args.metric, manager=magics.manager,
+    table = compare(models, args.tasks or None, metric=args.metric, manager=magics.manager,
                                plot=args.plot)
     by_metric: dict[str, list[str]] = {}
     for title, metric in table.attrs["metrics"].items():

@@ -1,5 +1,5 @@
 """``%gpt4all search`` / ``download`` / ``rm``, and the download step of ``%gpt4all load --download``:
-parse, call :mod:`gpt4all_magic.downloads`, print one line. (``%gpt4all list`` lives in core.)"""
+parse, call :mod:`gpt4all_magic.models.download` (through :mod:`gpt4all_magic.api`), print one line. (``%gpt4all list`` lives in core.)"""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ __all__ = ["download_if_needed"]
 def _search(magics: Any, args: argparse.Namespace) -> Any:
     import pandas as pd
 
-    from ..hub_api import search
+    from ..models.hub import search
 
     query = " ".join(args.query)
     rows = search(query, limit=args.limit)
@@ -38,7 +38,7 @@ def _search(magics: Any, args: argparse.Namespace) -> Any:
             arg("file", nargs="?", help="The file to take from the repository named first."),
             arg("--revision", help="Branch, tag or commit (default: the catalog's, else main)."))
 def _download(magics: Any, args: argparse.Namespace) -> None:
-    from ..downloads import download
+    from ..api import download
 
     with _resumable():
         result = download(args.name, args.file, revision=args.revision, models_dir=magics.manager.models_dir)
@@ -48,16 +48,14 @@ def _download(magics: Any, args: argparse.Namespace) -> None:
 @subcommand("rm", "Delete a downloaded model (or an unfinished download) and report the space freed.",
             arg("name", help="The model's name in `%gpt4all list`, or REPO_ID/FILE.gguf."))
 def _rm(magics: Any, args: argparse.Namespace) -> None:
-    from ..downloads import remove
+    from ..api import remove
 
-    current = magics.manager.current
-    loaded = current.ref.path if current is not None and current.ref.path is not None else None
-    print(remove(args.name, models_dir=magics.manager.models_dir, loaded=loaded).summary())
+    print(remove(args.name, manager=magics.manager).summary())
 
 
 def download_if_needed(magics: Any, name: str | None, force: bool) -> None:
-    """For ``%gpt4all load NAME --download``: :func:`gpt4all_magic.downloads.download_for_load`, reported."""
-    from ..downloads import download_for_load
+    """For ``%gpt4all load NAME --download``: :func:`gpt4all_magic.api.download_for_load`, reported."""
+    from ..api import download_for_load
 
     with _resumable():
         result = download_for_load(name, force=force, manager=magics.manager)

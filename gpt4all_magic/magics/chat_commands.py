@@ -25,10 +25,9 @@ __all__: list[str] = []
              "restart) restores it with its saved settings, except those given as flags here."),
     arg("--new", action="store_true", help="Open a separate panel instead of the kernel's chat."),
     *option_args(),
-    example="%gpt4all chat --sidebar -t 0.3 --system 'Answer briefly.'",
 )
 def _chat(magics: Any, args: argparse.Namespace) -> Any:
-    from ..chat_panel import chat, default_panel
+    from ..conversation.panel import chat, default_panel
 
     panel = default_panel()
     if args.close:

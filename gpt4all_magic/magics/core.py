@@ -15,10 +15,11 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from traitlets import Bool, CaselessStrEnum, Dict, Float, Int, TraitError, Unicode, observe, validate
 
-from ..errors import GenerationInterrupted, Gpt4AllError
-from ..generation import ChatSession, generate
+from ..api import generate
+from ..conversation.session import ChatSession
+from ..errors import GenerationInterrupted, Gpt4AllError, InvalidOptionError
 from ..manager import GenerationResult, ModelManager, get_manager
-from ..options import GenerationOptions, option_specs
+from ..options import GenerationOptions, LoadSettings, option_specs
 from ..prompts import fill
 from ..render import extract_code
 from ._base import SUBCOMMANDS, Parser, Table, arg, option_args, subcommand, usage_errors
@@ -62,19 +63,18 @@ class Gpt4AllMagics(Magics):
 
     default_model = Unicode("", help="Model used when none is loaded or named: a name from `%gpt4all list` "
                                      "or a .gguf path. Empty: the bundled SmolLM2 model.").tag(config=True)
-    models_dir = Unicode("", help="Folder of .gguf models. Empty: $GPT4ALL_MAGIC_MODELS_DIR or "
-                                  "~/.cache/gpt4all-magic/models.").tag(config=True)
-    n_ctx = Int(4096, help="Context window for models loaded without --n-ctx (capped at the model's "
-                           "training context).").tag(config=True)
-    n_threads = Int(0, help="CPU threads for llama.cpp; 0 = the number of physical cores.").tag(config=True)
+    # The load settings: defaults, help and validation all come from the one LoadSettings definition.
+    models_dir = Unicode("", help=LoadSettings.HELP["models_dir"]).tag(config=True)
+    n_ctx = Int(LoadSettings.n_ctx, help=LoadSettings.HELP["n_ctx"]).tag(config=True)
+    n_threads = Int(LoadSettings.n_threads, help=LoadSettings.HELP["n_threads"]).tag(config=True)
+    n_batch = Int(LoadSettings.n_batch, help=LoadSettings.HELP["n_batch"]).tag(config=True)
     options = Dict(help="Default generation options, e.g. {'temp': 0.2, 'max_tokens': 400}; flags override "
                         "them per cell.").tag(config=True)
     output_format = CaselessStrEnum(["markdown", "text", "code"], "markdown",
                                     help="How %%gpt4all shows answers by default.").tag(config=True)
     show_status = Bool(True, help="Print a status line (model, tokens, tokens/s, seed) after each "
                                   "answer.").tag(config=True)
-    busy_timeout = Float(300.0, help="Seconds a cell waits for the model while another task (chat panel, "
-                                     "batch job) uses it, before failing with 'model busy'.").tag(config=True)
+    busy_timeout = Float(LoadSettings.busy_timeout, help=LoadSettings.HELP["busy_timeout"]).tag(config=True)
     display_mode = CaselessStrEnum(["auto", "rich", "text"], "auto",
                                    help="'rich' updates a display in place (notebooks), 'text' writes to "
                                         "stdout (terminals); 'auto' picks by the shell.").tag(config=True)
@@ -88,34 +88,26 @@ class Gpt4AllMagics(Magics):
         self._apply_settings()
 
     # -- settings --------------------------------------------------------------------------------
+    _LOAD_SETTINGS = ("n_ctx", "n_threads", "n_batch", "busy_timeout", "models_dir")
+
     def _apply_settings(self) -> None:
-        m = self.manager
-        m.default_model = self.default_model or None
-        if self.models_dir:  # empty at load time: the manager keeps its own folder
-            self._apply_models_dir()
-        m.n_ctx = self.n_ctx
-        m.n_threads = self.n_threads or None
-        m.busy_timeout = self.busy_timeout
-
-    def _apply_models_dir(self) -> None:
-        from pathlib import Path
-
-        from ..catalog import default_models_dir
-
-        self.manager.models_dir = (Path(self.models_dir).expanduser() if self.models_dir
-                                   else default_models_dir())
+        self.manager.default_model = self.default_model or None
+        self.manager.configure(**{name: getattr(self, name) for name in self._LOAD_SETTINGS})
 
     # Config from ipython_config.py / %config before %load_ext fires these inside super().__init__,
     # before there is a manager; __init__ applies everything once it has one.
-    @observe("default_model", "n_ctx", "n_threads", "busy_timeout")
+    @observe("default_model", *_LOAD_SETTINGS)
     def _settings_changed(self, change: dict[str, Any]) -> None:
         if "manager" in self.__dict__:
             self._apply_settings()
 
-    @observe("models_dir")
-    def _models_dir_changed(self, change: dict[str, Any]) -> None:
-        if "manager" in self.__dict__:
-            self._apply_models_dir()  # set to empty, it means the default folder again
+    @validate(*_LOAD_SETTINGS)
+    def _valid_load_setting(self, proposal: Any) -> Any:
+        try:
+            LoadSettings().replace(**{proposal["trait"].name: proposal["value"]})
+        except Gpt4AllError as exc:
+            raise TraitError(str(exc)) from None
+        return proposal["value"]
 
     @validate("options")
     def _valid_options(self, proposal: dict[str, Any]) -> dict[str, Any]:
@@ -123,18 +115,6 @@ class Gpt4AllMagics(Magics):
             GenerationOptions.from_mapping(proposal["value"])
         except Gpt4AllError as exc:
             raise TraitError(str(exc)) from None
-        return proposal["value"]
-
-    @validate("n_ctx")
-    def _valid_n_ctx(self, proposal: dict[str, Any]) -> int:
-        if proposal["value"] < 16:
-            raise TraitError(f"n_ctx must be at least 16, got {proposal['value']}.")
-        return proposal["value"]
-
-    @validate("n_threads")
-    def _valid_threads(self, proposal: dict[str, Any]) -> int:
-        if proposal["value"] < 0:
-            raise TraitError(f"n_threads must be 0 (auto) or a positive number, got {proposal['value']}.")
         return proposal["value"]
 
     @property
@@ -163,7 +143,7 @@ class Gpt4AllMagics(Magics):
 
     def answer(self, cell: str, args: argparse.Namespace) -> str:
         """Run one prompt for ``%%gpt4all`` and present it."""
-        out = self._check_variable(args.out)
+        out = self.check_variable(args.out)
         filled = fill(cell, self.shell.user_ns if self.shell else {})
         prompt = filled.text.lstrip("\r\n").rstrip()  # the cell's trailing newline is not part of the prompt
         if not prompt:
@@ -171,7 +151,7 @@ class Gpt4AllMagics(Magics):
         for note in filled.notes():
             print(f"note: {note}", file=sys.stderr)
         with usage_errors():
-            options = self._cell_options(args)
+            options = self.cell_options(args)
             fmt = args.format or self.output_format
             result = self.stream(lambda on_text: self._ask(prompt, args, options, on_text), fmt)
         text = result.text
@@ -179,9 +159,9 @@ class Gpt4AllMagics(Magics):
             self.shell.user_ns[out] = text
         if fmt == "code" and self.shell is not None:
             self.shell.set_next_input(extract_code(text), replace=False)
-        return self._quiet(text)
+        return self.quiet(text)
 
-    def _cell_options(self, args: argparse.Namespace) -> GenerationOptions:
+    def cell_options(self, args: argparse.Namespace) -> GenerationOptions:
         values = {spec.name: getattr(args, spec.name) for spec in option_specs()
                   if getattr(args, spec.name, None) is not None}
         return GenerationOptions.from_mapping(values, base=self.default_options)
@@ -222,12 +202,12 @@ class Gpt4AllMagics(Magics):
             return self.display_mode == "rich"
         return getattr(self.shell, "kernel", None) is not None
 
-    def _check_variable(self, name: str | None) -> str | None:
+    def check_variable(self, name: str | None) -> str | None:
         if name is not None and (not name.isidentifier() or keyword.iskeyword(name)):
             raise UsageError(f"-o needs a Python variable name, got {name!r}; e.g. -o answer.")
         return name
 
-    def _quiet(self, text: str) -> str:
+    def quiet(self, text: str) -> str:
         """Return ``text`` as the cell's value without echoing it again below the rendered answer."""
         if self.shell is not None:
             formatter = self.shell.display_formatter.ipython_display_formatter
@@ -238,7 +218,7 @@ class Gpt4AllMagics(Magics):
         return text
 
     def post_run_cell(self, *args: Any) -> None:
-        """Forget the values silenced by :meth:`_quiet` (their ids may be reused)."""
+        """Forget the values silenced by :meth:`quiet` (their ids may be reused)."""
         if self._quiet_ids and self.shell is not None:
             printers = self.shell.display_formatter.ipython_display_formatter.singleton_printers
             for obj_id in self._quiet_ids:
@@ -287,20 +267,24 @@ def _list(magics: Gpt4AllMagics, args: argparse.Namespace) -> Any:
 @subcommand("load", "Load a model and keep it loaded for the next cells.",
             arg("name", nargs="?", help="Model name or .gguf path (default: the default model)."),
             arg("--n-ctx", type=int, help="Context window in tokens."),
-            arg("--n-threads", type=int, help="CPU threads (default: physical cores)."),
+            arg("--n-threads", type=int, help="CPU threads (default: the n_threads setting; 0: physical cores)."),
+            arg("--n-batch", type=int, help="Prompt tokens evaluated per step (default: the n_batch setting)."),
             arg("--force", action="store_true", help="Load even if free RAM looks too small."),
             arg("--download", action="store_true",
                 help="Download the model first if it is in the catalog (or on the Hub) but not on disk yet."))
 def _load(magics: Gpt4AllMagics, args: argparse.Namespace) -> None:
-    if args.n_ctx is not None and args.n_ctx < 16:
-        raise UsageError(f"--n-ctx must be at least 16, got {args.n_ctx}.")
-    if args.n_threads is not None and args.n_threads < 1:
-        raise UsageError(f"--n-threads must be at least 1, got {args.n_threads}.")
+    given = {k: v for k, v in (("n_ctx", args.n_ctx), ("n_threads", args.n_threads), ("n_batch", args.n_batch))
+             if v is not None}
+    try:
+        magics.manager.settings.replace(**given)  # checked before anything is downloaded or loaded
+    except InvalidOptionError as exc:  # the library names the setting; here it is a flag
+        raise UsageError(str(exc).replace(exc.setting, "--" + exc.setting.replace("_", "-"), 1)) from None
     if args.download:
         from .catalog_commands import download_if_needed
 
         download_if_needed(magics, args.name, force=args.force)
-    model = magics.manager.load(args.name, n_ctx=args.n_ctx, n_threads=args.n_threads, force=args.force)
+    model = magics.manager.load(args.name, n_ctx=args.n_ctx, n_threads=args.n_threads, n_batch=args.n_batch,
+                                force=args.force)
     seconds = magics.manager.status().get("load_seconds")
     print(f"Loaded {model.name} (n_ctx {model.n_ctx}, {model.n_threads} threads) in {seconds:.2f} s.")
 
@@ -329,13 +313,13 @@ def _info(magics: Gpt4AllMagics, args: argparse.Namespace) -> Table:
     if info["source"] == "remote":  # a server's model: no file here to read
         return Table(info, title=f"Server model: {info['model']}")
     if args.template:
-        from ..ggufinfo import read_gguf
+        from ..models.gguf import read_gguf
 
         print(read_gguf(magics.manager.resolve(args.name).path).chat_template or "(no chat template in this file)")
     return Table(info, title=f"GGUF metadata: {info['model']}")
 
 
-_SETTINGS = ("default_model", "models_dir", "n_ctx", "n_threads", "output_format", "show_status",
+_SETTINGS = ("default_model", "models_dir", "n_ctx", "n_threads", "n_batch", "output_format", "show_status",
              "busy_timeout", "display_mode", "update_interval")
 
 
@@ -395,7 +379,7 @@ def _error(magics: Gpt4AllMagics, args: argparse.Namespace) -> str:
     result = magics.stream(
         lambda on_text: generate(prompt, model=args.model, options=options, on_text=on_text,
                                  manager=magics.manager), "markdown")
-    return magics._quiet(result.text)
+    return magics.quiet(result.text)
 
 
 def _user_traceback(value: BaseException, tb: Any = None) -> str:

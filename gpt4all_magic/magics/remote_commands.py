@@ -50,7 +50,7 @@ def _concurrency(text: str) -> int:
                 help="Requests in flight at once for batch work and scoring "
                      "(default: $GPT4ALL_MAGIC_SERVER_CONCURRENCY, else 4)."))
 def _connect(magics: Any, args: argparse.Namespace) -> None:
-    from ..backends.openai import connect
+    from ..api import connect
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")  # e.g. plain HTTP to another machine: say it at every connect
@@ -69,7 +69,7 @@ def _connect(magics: Any, args: argparse.Namespace) -> None:
 
 @subcommand("disconnect", "Stop using the server; go back to local models (llama.cpp).")
 def _disconnect(magics: Any, args: argparse.Namespace) -> None:
-    from ..backends.openai import disconnect
+    from ..api import disconnect
 
     backend = magics.manager.backend
     if disconnect(manager=magics.manager):

@@ -1,0 +1,103 @@
+"""A scripted backend for tests that need exact control: timing, interrupts, concurrency, errors.
+
+An exception instance among the enqueued tokens is raised at that point of the stream.
+
+It goes through the same seam as the real backend::
+
+    backend = FakeBackend(delay=0.01)
+    backend.enqueue(["Hello", ",", " world"])
+    manager = ModelManager(backend=backend)
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from typing import Callable, Iterable, Iterator, Sequence
+
+from ..errors import ContextOverflowError
+from ..options import GenerationOptions
+from .base import Backend, LoadedModel, Message, ModelRef, StreamStats
+
+__all__ = ["FakeBackend", "FakeModel"]
+
+
+class FakeBackend(Backend):
+    """Yields enqueued token lists; with nothing enqueued, echoes the last user message word by word."""
+
+    name = "fake"
+
+    def __init__(self, *, delay: float = 0.0, n_ctx: int | None = None):
+        self.delay = delay
+        self.n_ctx = n_ctx
+        self.replies: collections.deque[list[str | BaseException]] = collections.deque()
+        self.loads: list[ModelRef] = []
+        self.calls: list[list[Message]] = []
+        self.active = 0  # generations running right now (to prove serialization)
+        self.max_active = 0
+        self._lock = threading.Lock()
+
+    def enqueue(self, tokens: Iterable[str | BaseException]) -> None:
+        self.replies.append(list(tokens))
+
+    def load(self, ref: ModelRef, *, n_ctx: int, n_threads: int, n_batch: int = 512) -> FakeModel:
+        self.loads.append(ref)
+        return FakeModel(self, ref, n_ctx=self.n_ctx or n_ctx, n_threads=n_threads)
+
+
+class FakeModel(LoadedModel):
+    backend_name = "fake"
+
+    def __init__(self, backend: FakeBackend, ref: ModelRef, *, n_ctx: int, n_threads: int):
+        self.backend, self.ref, self.name = backend, ref, ref.name
+        self.n_ctx, self.n_threads = n_ctx, n_threads
+        self.closed = False
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        return sum(len(m["content"].split()) + 2 for m in messages)
+
+    def stream_chat(self, messages: Sequence[Message], options: GenerationOptions, stats: StreamStats,
+                    should_stop: Callable[[], bool], *, reuse_cache: bool = False) -> Iterator[str]:
+        n_prompt = self.count_tokens(messages)
+        stats.prompt_tokens = n_prompt
+        if n_prompt >= self.n_ctx:
+            raise ContextOverflowError(
+                f"The prompt is {n_prompt} tokens but the context window is {self.n_ctx}.",
+                prompt_tokens=n_prompt, n_ctx=self.n_ctx)
+        self.backend.calls.append([dict(m) for m in messages])
+        if self.backend.replies:
+            tokens = self.backend.replies.popleft()
+        else:
+            last = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+            words = last.split()
+            tokens = ["Echo:"] + [" " + w for w in words]
+        return self._run(tokens, options, stats, should_stop)
+
+    def _run(self, tokens: list[str | BaseException], options: GenerationOptions, stats: StreamStats,
+             should_stop: Callable[[], bool]) -> Iterator[str]:
+        backend = self.backend
+        with backend._lock:
+            backend.active += 1
+            backend.max_active = max(backend.max_active, backend.active)
+        try:
+            stats.finish_reason = "stop"
+            for i, token in enumerate(tokens):
+                if backend.delay:
+                    time.sleep(backend.delay)
+                if isinstance(token, BaseException):
+                    raise token
+                stats.token_sampled()
+                yield token
+                if i + 1 >= options.max_tokens:
+                    stats.finish_reason = "length"
+                    break
+                if should_stop():
+                    stats.finish_reason = "stopped"
+                    break
+        finally:
+            with backend._lock:
+                backend.active -= 1
+
+    def close(self) -> None:
+        self.closed = True

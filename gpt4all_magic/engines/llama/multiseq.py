@@ -1,0 +1,201 @@
+"""Batched generation on llama.cpp: one token of every running row per ``llama_decode``.
+
+Each row gets its own KV stream on a generation :class:`~.batchctx.BatchContext` and the sampler chain
+of a single call, so greedy rows give the text of :meth:`LlamaCppModel.stream_chat`. The rows'
+common prompt prefix is evaluated once and copied into each row's stream; each row's remaining
+prompt tokens are evaluated on their own, then every decode carries one token of each running row.
+Nothing here knows about pandas.
+"""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from ...options import GenerationOptions
+from ...text import StopScanner
+from ..base import OnResult, StreamStats
+from .batchctx import MAX_SEQ, BatchContext, generation_context, kv_bytes_per_cell, pad_cells
+from .native import context_overflow
+
+__all__ = ["generate_many"]
+
+
+@dataclass
+class _Row:
+    index: int
+    prompt: list[int]
+    max_tokens: int
+    scanner: StopScanner
+    sampler: Any = None
+    seq: int = -1
+    pos: int = 0  # position of the next token to evaluate
+    next_token: int = -1  # sampled, not yet evaluated
+    n: int = 0
+    stats: StreamStats = field(default_factory=StreamStats)
+
+
+def _sampler(model: Any, options: GenerationOptions, seed: int) -> Any:
+    """The sampler chain ``Llama.generate`` builds, so a batch row samples like a single call."""
+    from llama_cpp import _internals
+
+    s = _internals.LlamaSampler()
+    s.add_penalties(n_vocab=model.llm.n_vocab(), penalty_last_n=options.repeat_last_n,
+                    penalty_repeat=options.repeat_penalty, penalty_freq=0.0, penalty_present=0.0)
+    if options.temp == 0.0:
+        s.add_greedy()
+    else:
+        s.add_top_k(options.top_k)
+        s.add_typical(1.0, 1)
+        s.add_top_p(options.top_p, 1)
+        s.add_min_p(options.min_p, 1)
+        s.add_temp(options.temp)
+        s.add_dist(seed)
+    return s
+
+
+def generate_many(model: Any, prompts: Sequence[list[int]], options: GenerationOptions, on_result: OnResult, *,
+                  should_stop: Callable[[], bool] = lambda: False, max_parallel: int = 32,
+                  memory_budget: int | None = None) -> None:
+    """Generate an answer for each prompt (token lists), one token of every running row per decode.
+
+    ``on_result(i, text, stats, error)`` is called as each row finishes (completion order). A
+    prompt that leaves no room in the model's context window is reported with a
+    ContextOverflowError and the others still run. On Ctrl-C the rows in flight are reported with
+    ``finish_reason="interrupted"`` and their partial text, then KeyboardInterrupt propagates; when
+    ``should_stop()`` turns true they are reported as ``"stopped"`` and the rest is not started.
+    The prompts' common prefix (chat template, system prompt) is evaluated once and copied into
+    each row's KV stream, which gives the same numbers as evaluating the whole prompt.
+    """
+    seed = options.seed if options.seed is not None else 0xFFFFFFFF
+    rows: list[_Row] = []
+    for i, prompt in enumerate(prompts):
+        room = model.n_ctx - len(prompt)
+        if room < 1 or not prompt:
+            error = context_overflow(model, "The prompt of this row", len(prompt), len(prompt) + options.max_tokens)
+            on_result(i, "", StreamStats(prompt_tokens=len(prompt), finish_reason="error"), error)
+            continue
+        row = _Row(i, list(prompt), min(options.max_tokens, room), StopScanner(options.stop, binary=True))
+        row.stats.prompt_tokens = len(prompt)
+        if row.max_tokens < options.max_tokens:
+            row.stats.notices.append(
+                f"max_tokens lowered from {options.max_tokens} to {row.max_tokens}: the prompt "
+                f"({len(prompt):,} tokens) leaves only that much of the {model.n_ctx:,}-token context window.")
+        rows.append(row)
+    if not rows:
+        return
+    n_batch = model.llm.n_batch
+    prefix = 0
+    if len(rows) > 1 and max(len(r.prompt) for r in rows) <= n_batch:
+        # Shared only when every prompt fits one micro-batch, as in a single call; each row keeps
+        # at least two tokens of its own (a one-token micro-batch takes other kernels).
+        prefix = _common_prefix([r.prompt for r in rows], keep=2)
+        prefix = prefix if prefix >= 4 else 0
+    cells = min(pad_cells(max(len(r.prompt) + r.max_tokens for r in rows)), pad_cells(model.n_ctx))
+    per_cell = kv_bytes_per_cell(model)
+    budget = memory_budget or max(512 << 20, model.n_ctx * per_cell)
+    n_par = max(1, min(max_parallel, len(rows), MAX_SEQ - 1, budget // (cells * per_cell) - (1 if prefix else 0)))
+    spare = n_par  # the stream holding the shared prefix
+    ctx = generation_context(model, n_seq=n_par + (1 if prefix else 0), cells_per_seq=cells)
+    pending = collections.deque(sorted(rows, key=lambda r: -len(r.prompt)))
+    free_seqs = list(range(n_par - 1, -1, -1))
+    active: list[_Row] = []
+    ctx.clear()
+    try:
+        if prefix:
+            _prefill(ctx, rows[0].prompt[:prefix], 0, spare, logits=False)
+        while pending or active:
+            if should_stop():
+                for row in list(active):  # noqa: PERF101 - _finish removes rows from active
+                    row.stats.finish_reason = "stopped"
+                    _finish(ctx, row, active, free_seqs, on_result)
+                return
+            while pending and free_seqs:
+                row = pending.popleft()
+                row.seq = free_seqs.pop()
+                row.sampler = _sampler(model, options, seed)
+                active.append(row)
+                if prefix:
+                    ctx.seq_cp(spare, row.seq)  # copies the cells into the row's own stream
+                index = _prefill(ctx, row.prompt[prefix:], prefix, row.seq)
+                row.pos = len(row.prompt)
+                _sample(model, ctx, row, index, active, free_seqs, on_result)
+            if not active:
+                continue
+            ctx.reset_batch()
+            step = [(row, ctx.add(row.next_token, row.pos, row.seq, True)) for row in active]
+            ctx.decode()
+            for row, index in step:
+                row.pos += 1
+                _sample(model, ctx, row, index, active, free_seqs, on_result)
+    except KeyboardInterrupt:
+        for row in list(active):  # noqa: PERF101 - _finish removes rows from active
+            row.stats.finish_reason = "interrupted"
+            _finish(ctx, row, active, free_seqs, on_result)
+        raise
+    finally:
+        for row in active:
+            row.sampler.close()
+        ctx.close()
+
+
+def _prefill(ctx: BatchContext, tokens: list[int], start: int, seq: int, *, logits: bool = True) -> int:
+    """Evaluate one sequence's tokens alone, in ``n_batch`` chunks as ``Llama.eval`` does; the batch
+    index of the last token (whose logits are kept when ``logits``)."""
+    index = -1
+    for chunk in range(0, len(tokens), ctx.n_batch):
+        ctx.reset_batch()
+        part = tokens[chunk:chunk + ctx.n_batch]
+        for j, token in enumerate(part):
+            index = ctx.add(token, start + chunk + j, seq, logits and chunk + j == len(tokens) - 1)
+        ctx.decode()
+    return index
+
+
+def _sample(model: Any, ctx: BatchContext, row: _Row, index: int, active: list[_Row], free_seqs: list[int],
+            on_result: OnResult) -> None:
+    token = ctx._lc.llama_sampler_sample(row.sampler.sampler, ctx.ctx, index)
+    row.stats.token_sampled()
+    if _accept(row, token, model.is_eog, model.piece):
+        _finish(ctx, row, active, free_seqs, on_result)
+    else:
+        row.next_token = token
+
+
+def _finish(ctx: BatchContext, row: _Row, active: list[_Row], free_seqs: list[int], on_result: OnResult) -> None:
+    active.remove(row)
+    ctx.seq_rm(row.seq)
+    free_seqs.append(row.seq)
+    row.sampler.close()
+    on_result(row.index, row.scanner.text.decode("utf-8", errors="replace"), row.stats, None)
+
+
+def _accept(row: _Row, token: int, eog: Callable[[int], bool], piece: Callable[[int], bytes]) -> bool:
+    """Add a sampled token to the row; True when the row is done (the rules of a single call)."""
+    stats = row.stats
+    if eog(token):
+        stats.completion_tokens -= 1  # the end-of-turn token is not part of the answer
+        stats.finish_reason = "stop"
+        return True
+    row.n += 1
+    row.scanner.feed(piece(token))
+    if row.scanner.hit:
+        stats.finish_reason = "stop"
+        return True
+    if row.n >= row.max_tokens:
+        stats.finish_reason = "length"
+        return True
+    return False
+
+
+def _common_prefix(seqs: list[list[int]], keep: int = 1) -> int:
+    """Tokens shared by every sequence, leaving each at least ``keep`` tokens of its own."""
+    first = min(seqs, key=len)
+    n = max(0, len(first) - keep)
+    for s in seqs:
+        k = 0
+        while k < n and s[k] == first[k]:
+            k += 1
+        n = k
+    return n

@@ -1,0 +1,162 @@
+"""Batch work against a server: a bounded number of requests in flight, answers kept in input order,
+transient failures (connection reset, 429, 502-504) retried with exponential backoff, and a failing
+row marked on its own instead of failing the batch.
+
+Rows use non-streamed requests: ``llama_cpp.server`` cuts a stream short when another request arrives
+(its default ``--interrupt_requests``), and a whole answer per request is all a batch needs.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+from typing import Any, Callable, Sequence, TypeVar
+
+from ...errors import JOB_ENDING_ERRORS, EmptyPromptError, RemoteError
+from ...options import GenerationOptions
+from ...text import StopScanner
+from ..base import Message, OnResult, StreamStats
+
+__all__ = ["generate_many", "run_bounded"]
+
+T = TypeVar("T")
+
+
+def run_bounded(items: Sequence[Any], work: Callable[[int, Any], T], *, max_parallel: int,
+                should_stop: Callable[[], bool] = lambda: False,
+                on_done: Callable[[int, T | None, Exception | None], None] | None = None,
+                on_interrupt: Callable[[int], None] | None = None) -> list[tuple[T | None, Exception | None]]:
+    """``work(i, item)`` for every item with at most ``max_parallel`` running; results in input order.
+
+    A row's exception is its result (the others go on), except that once an error from
+    ``JOB_ENDING_ERRORS`` is seen, rows not started yet get that error without a request. Rows not
+    started when ``should_stop()`` turns true are skipped (their result is (None, None)). On Ctrl-C
+    ``on_interrupt(i)`` is called for each row in flight (its thread finishes in the background,
+    unheard) and KeyboardInterrupt propagates; ``on_done`` has seen every row finished before.
+    """
+    results: list[tuple[T | None, Exception | None]] = [(None, None)] * len(items)
+    fatal: list[Exception] = []
+    stop = threading.Event()
+    running: set[int] = set()
+    lock = threading.Lock()
+
+    def run(i: int) -> tuple[T | None, Exception | None]:
+        if stop.is_set() or should_stop():
+            stop.set()
+            return None, None
+        if fatal:
+            return None, fatal[0]
+        with lock:
+            running.add(i)
+        try:
+            return work(i, items[i]), None
+        except Exception as exc:  # noqa: BLE001 - a failing row is marked, the batch goes on
+            if isinstance(exc, JOB_ENDING_ERRORS):
+                fatal.append(exc)
+            return None, exc
+        finally:
+            with lock:
+                running.discard(i)
+
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, max_parallel),
+                                                 thread_name_prefix="gpt4all-remote")
+    futures = {pool.submit(run, i): i for i in range(len(items))}
+    delivered: set[int] = set()
+
+    def deliver(future: concurrent.futures.Future) -> None:
+        i = futures[future]
+        if i in delivered:
+            return
+        delivered.add(i)
+        results[i] = future.result()
+        if on_done is not None:
+            on_done(i, *results[i])
+
+    pending = set(futures)
+    try:
+        while pending:
+            done, pending = concurrent.futures.wait(pending, timeout=0.1,
+                                                    return_when=concurrent.futures.FIRST_COMPLETED)
+            for future in done:
+                deliver(future)
+    except KeyboardInterrupt:
+        stop.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+        with lock:
+            abandoned = sorted(running)
+        # Rows that finished while we were stopping are kept, not reported as interrupted.
+        for future in futures:
+            if future.done() and not future.cancelled() and futures[future] not in abandoned:
+                try:
+                    deliver(future)
+                except KeyboardInterrupt:
+                    pass
+        for i in abandoned:
+            if on_interrupt is not None:
+                on_interrupt(i)
+        raise
+    pool.shutdown(wait=True)
+    return results
+
+
+def generate_many(model: Any, prompts: Sequence[Sequence[Message]], options: GenerationOptions,
+                  on_result: OnResult | None = None, *, should_stop: Callable[[], bool] = lambda: False,
+                  max_parallel: int = 4) -> list[tuple[str, StreamStats, Exception | None]]:
+    """Answer each message list; ``on_result(i, text, stats, error)`` as each row finishes.
+
+    Returns ``(text, stats, error)`` per prompt, in input order (the contract of
+    :meth:`LoadedModel.generate_many`). A row that failed has ``error`` set and
+    ``stats.finish_reason == "error"``; rows not started when ``should_stop()`` turned true are not
+    reported and keep ``("", StreamStats(), None)``; on Ctrl-C the rows in flight are reported with
+    ``finish_reason == "interrupted"`` before KeyboardInterrupt propagates.
+    """
+    options = options.with_seed()
+    rows: list[tuple[str, StreamStats, Exception | None]] = [("", StreamStats(), None) for _ in prompts]
+
+    def work(i: int, messages: Sequence[Message]) -> tuple[str, StreamStats]:
+        if not any(str(m.get("content", "")).strip() for m in messages if m.get("role") == "user"):
+            raise EmptyPromptError(f"Prompt {i} is empty; write something to ask the model.")
+        return answer_once(model, messages, options)
+
+    def done(i: int, value: tuple[str, StreamStats] | None, error: Exception | None) -> None:
+        if value is None and error is None:
+            return  # skipped after should_stop(): left to run another time
+        rows[i] = (value[0], value[1], None) if value is not None else ("", StreamStats(finish_reason="error"), error)
+        if on_result is not None:
+            on_result(i, *rows[i])
+
+    def interrupted(i: int) -> None:
+        rows[i] = ("", StreamStats(finish_reason="interrupted"), None)
+        if on_result is not None:
+            on_result(i, *rows[i])
+
+    run_bounded(list(prompts), work, max_parallel=max_parallel, should_stop=should_stop, on_done=done,
+                on_interrupt=interrupted)
+    return rows
+
+
+def answer_once(model: Any, messages: Sequence[Message], options: GenerationOptions) -> tuple[str, StreamStats]:
+    """One non-streamed chat completion, retried on transient failures (connection refused included:
+    a server restarting between rows is the common case in long batches)."""
+    stats = StreamStats()
+    payload = model.chat_payload(messages, options, stream=False)
+    response = model.post("/chat/completions", payload, stats, retry_connect=True)
+    try:
+        data = response.json()
+        choice = data["choices"][0]
+        text = (choice.get("message") or {}).get("content") or choice.get("text") or ""
+    except (ValueError, KeyError, IndexError, TypeError):
+        raise RemoteError(f"The server at {model.backend.base_url} answered /chat/completions without a "
+                          "choice; is it an OpenAI-compatible server?") from None
+    scanner = StopScanner(options.stop)  # servers strip stop strings; this covers those that do not
+    scanner.feed(text)
+    text = scanner.text
+    stats.finish_reason = {"length": "length"}.get(choice.get("finish_reason"), "stop")
+    usage = data.get("usage") if isinstance(data.get("usage"), dict) else None
+    if usage and isinstance(usage.get("completion_tokens"), int):
+        stats.prompt_tokens = int(usage.get("prompt_tokens") or 0)
+        stats.completion_tokens = usage["completion_tokens"]
+    else:
+        model.backend.notify_once("usage-batch", f"{model.backend.base_url} does not report token counts; "
+                                  "batch rows show 0 tokens.", stats)
+    return text, stats

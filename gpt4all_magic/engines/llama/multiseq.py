@@ -68,8 +68,14 @@ def generate_many(model: Any, prompts: Sequence[list[int]], options: GenerationO
     The prompts' common prefix (chat template, system prompt) is evaluated once and copied into
     each row's KV stream, which gives the same numbers as evaluating the whole prompt.
     """
-    seed = options.seed if options.seed is not None else 0xFFFFFFFF
-    rows: list[_Row] = []
+    rows = _rows(model, prompts, options, on_result)
+    if rows:
+        _Batch(model, rows, options, on_result, max_parallel, memory_budget).run(should_stop)
+
+
+def _rows(model: Any, prompts: Sequence[list[int]], options: GenerationOptions, on_result: OnResult) -> list[_Row]:
+    """A row per prompt that fits the context window; the others are reported as errors now."""
+    rows = []
     for i, prompt in enumerate(prompts):
         room = model.n_ctx - len(prompt)
         if room < 1 or not prompt:
@@ -83,61 +89,98 @@ def generate_many(model: Any, prompts: Sequence[list[int]], options: GenerationO
                 f"max_tokens lowered from {options.max_tokens} to {row.max_tokens}: the prompt "
                 f"({len(prompt):,} tokens) leaves only that much of the {model.n_ctx:,}-token context window.")
         rows.append(row)
-    if not rows:
-        return
-    n_batch = model.llm.n_batch
-    prefix = 0
-    if len(rows) > 1 and max(len(r.prompt) for r in rows) <= n_batch:
-        # Shared only when every prompt fits one micro-batch, as in a single call; each row keeps
-        # at least two tokens of its own (a one-token micro-batch takes other kernels).
-        prefix = _common_prefix([r.prompt for r in rows], keep=2)
-        prefix = prefix if prefix >= 4 else 0
-    cells = min(pad_cells(max(len(r.prompt) + r.max_tokens for r in rows)), pad_cells(model.n_ctx))
-    per_cell = kv_bytes_per_cell(model)
-    budget = memory_budget or max(512 << 20, model.n_ctx * per_cell)
-    n_par = max(1, min(max_parallel, len(rows), MAX_SEQ - 1, budget // (cells * per_cell) - (1 if prefix else 0)))
-    spare = n_par  # the stream holding the shared prefix
-    ctx = generation_context(model, n_seq=n_par + (1 if prefix else 0), cells_per_seq=cells)
-    pending = collections.deque(sorted(rows, key=lambda r: -len(r.prompt)))
-    free_seqs = list(range(n_par - 1, -1, -1))
-    active: list[_Row] = []
-    ctx.clear()
-    try:
-        if prefix:
-            _prefill(ctx, rows[0].prompt[:prefix], 0, spare, logits=False)
-        while pending or active:
-            if should_stop():
-                for row in list(active):  # noqa: PERF101 - _finish removes rows from active
-                    row.stats.finish_reason = "stopped"
-                    _finish(ctx, row, active, free_seqs, on_result)
-                return
-            while pending and free_seqs:
-                row = pending.popleft()
-                row.seq = free_seqs.pop()
-                row.sampler = _sampler(model, options, seed)
-                active.append(row)
-                if prefix:
-                    ctx.seq_cp(spare, row.seq)  # copies the cells into the row's own stream
-                index = _prefill(ctx, row.prompt[prefix:], prefix, row.seq)
-                row.pos = len(row.prompt)
-                _sample(model, ctx, row, index, active, free_seqs, on_result)
-            if not active:
-                continue
-            ctx.reset_batch()
-            step = [(row, ctx.add(row.next_token, row.pos, row.seq, True)) for row in active]
-            ctx.decode()
-            for row, index in step:
-                row.pos += 1
-                _sample(model, ctx, row, index, active, free_seqs, on_result)
-    except KeyboardInterrupt:
-        for row in list(active):  # noqa: PERF101 - _finish removes rows from active
-            row.stats.finish_reason = "interrupted"
-            _finish(ctx, row, active, free_seqs, on_result)
-        raise
-    finally:
-        for row in active:
-            row.sampler.close()
-        ctx.close()
+    return rows
+
+
+class _Batch:
+    """One generation context and the rows that run on it: each row takes a free KV stream, is
+    prefilled, then decodes one token per step with the others until it finishes."""
+
+    def __init__(self, model: Any, rows: list[_Row], options: GenerationOptions, on_result: OnResult,
+                 max_parallel: int, memory_budget: int | None):
+        self.model, self.options, self.on_result = model, options, on_result
+        self.seed = options.seed if options.seed is not None else 0xFFFFFFFF
+        self.prefix = 0
+        if len(rows) > 1 and max(len(r.prompt) for r in rows) <= model.llm.n_batch:
+            # Shared only when every prompt fits one micro-batch, as in a single call; each row keeps
+            # at least two tokens of its own (a one-token micro-batch takes other kernels).
+            prefix = _common_prefix([r.prompt for r in rows], keep=2)
+            self.prefix = prefix if prefix >= 4 else 0
+        cells = min(pad_cells(max(len(r.prompt) + r.max_tokens for r in rows)), pad_cells(model.n_ctx))
+        per_cell = kv_bytes_per_cell(model)
+        budget = memory_budget or max(512 << 20, model.n_ctx * per_cell)
+        n_par = max(1, min(max_parallel, len(rows), MAX_SEQ - 1,
+                           budget // (cells * per_cell) - (1 if self.prefix else 0)))
+        self.spare = n_par  # the stream holding the shared prefix
+        self.ctx = generation_context(model, n_seq=n_par + (1 if self.prefix else 0), cells_per_seq=cells)
+        self.shared = rows[0].prompt[:self.prefix]
+        self.pending = collections.deque(sorted(rows, key=lambda r: -len(r.prompt)))
+        self.free_seqs = list(range(n_par - 1, -1, -1))
+        self.active: list[_Row] = []
+
+    def run(self, should_stop: Callable[[], bool]) -> None:
+        ctx = self.ctx
+        ctx.clear()
+        try:
+            if self.prefix:
+                _prefill(ctx, self.shared, 0, self.spare, logits=False)
+            while self.pending or self.active:
+                if should_stop():
+                    self._finish_all("stopped")
+                    return
+                self._admit()
+                if self.active:
+                    self._step()
+        except KeyboardInterrupt:
+            self._finish_all("interrupted")
+            raise
+        finally:
+            for row in self.active:
+                row.sampler.close()
+            ctx.close()
+
+    def _admit(self) -> None:
+        """Start pending rows on the free streams: copy in the shared prefix, prefill the rest, sample."""
+        while self.pending and self.free_seqs:
+            row = self.pending.popleft()
+            row.seq = self.free_seqs.pop()
+            row.sampler = _sampler(self.model, self.options, self.seed)
+            self.active.append(row)
+            if self.prefix:
+                self.ctx.seq_cp(self.spare, row.seq)  # copies the cells into the row's own stream
+            index = _prefill(self.ctx, row.prompt[self.prefix:], self.prefix, row.seq)
+            row.pos = len(row.prompt)
+            self._sample(row, index)
+
+    def _step(self) -> None:
+        """One decode carrying the next token of every active row."""
+        ctx = self.ctx
+        ctx.reset_batch()
+        step = [(row, ctx.add(row.next_token, row.pos, row.seq, True)) for row in self.active]
+        ctx.decode()
+        for row, index in step:
+            row.pos += 1
+            self._sample(row, index)
+
+    def _sample(self, row: _Row, index: int) -> None:
+        token = self.ctx._lc.llama_sampler_sample(row.sampler.sampler, self.ctx.ctx, index)
+        row.stats.token_sampled()
+        if _accept(row, token, self.model.is_eog, self.model.piece):
+            self._finish(row)
+        else:
+            row.next_token = token
+
+    def _finish(self, row: _Row) -> None:
+        self.active.remove(row)
+        self.ctx.seq_rm(row.seq)
+        self.free_seqs.append(row.seq)
+        row.sampler.close()
+        self.on_result(row.index, row.scanner.text.decode("utf-8", errors="replace"), row.stats, None)
+
+    def _finish_all(self, reason: str) -> None:
+        for row in list(self.active):  # noqa: PERF101 - _finish removes rows from active
+            row.stats.finish_reason = reason
+            self._finish(row)
 
 
 def _prefill(ctx: BatchContext, tokens: list[int], start: int, seq: int, *, logits: bool = True) -> int:
@@ -151,24 +194,6 @@ def _prefill(ctx: BatchContext, tokens: list[int], start: int, seq: int, *, logi
             index = ctx.add(token, start + chunk + j, seq, logits and chunk + j == len(tokens) - 1)
         ctx.decode()
     return index
-
-
-def _sample(model: Any, ctx: BatchContext, row: _Row, index: int, active: list[_Row], free_seqs: list[int],
-            on_result: OnResult) -> None:
-    token = ctx._lc.llama_sampler_sample(row.sampler.sampler, ctx.ctx, index)
-    row.stats.token_sampled()
-    if _accept(row, token, model.is_eog, model.piece):
-        _finish(ctx, row, active, free_seqs, on_result)
-    else:
-        row.next_token = token
-
-
-def _finish(ctx: BatchContext, row: _Row, active: list[_Row], free_seqs: list[int], on_result: OnResult) -> None:
-    active.remove(row)
-    ctx.seq_rm(row.seq)
-    free_seqs.append(row.seq)
-    row.sampler.close()
-    on_result(row.index, row.scanner.text.decode("utf-8", errors="replace"), row.stats, None)
 
 
 def _accept(row: _Row, token: int, eog: Callable[[int], bool], piece: Callable[[int], bytes]) -> bool:

@@ -9,89 +9,25 @@ swapped with :meth:`ModelManager.use` (``connect`` / ``disconnect``).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import gc
 import os
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from .engines.base import (Backend, LoadedModel, Message, ModelRef, OnResult, ScoreRequest, ScoreResult, StreamStats,
-                           TokenCount)
+from .engines.base import (Backend, Embedder, LoadedModel, Message, ModelRef, OnResult, ScoreRequest, ScoreResult,
+                           StreamStats, TokenCount)
 from .errors import EmptyPromptError, GenerationInterrupted, Gpt4AllError, ModelBusyError
 from .models import catalog
 from .models.resolve import resolve, resolve_served
 from .options import GenerationOptions, LoadSettings
+from .results import Embedding, GenerationResult, Totals
 from .system import default_threads, rss_bytes
 from .text import human_bytes, tokens_per_second
 
-__all__ = ["GenerationResult", "ModelManager", "Totals", "get_manager"]
-
-
-@dataclass
-class GenerationResult:
-    """One finished (or interrupted) generation, with what is needed to reproduce and compare it."""
-
-    text: str
-    model: str
-    options: dict[str, Any]
-    prompt_tokens: int
-    completion_tokens: int
-    time_to_first_token: float | None  # seconds from the call to the first sampled token
-    tokens_per_second: float | None  # decoding speed after the first token
-    elapsed: float  # seconds for the whole call
-    finish_reason: str  # "stop", "length", "stopped" (Stop button), "interrupted" (Ctrl-C), "error"
-    notices: list[str] = field(default_factory=list)
-    messages: list[Message] = field(default_factory=list)
-
-    def __str__(self) -> str:
-        return self.text
-
-    @property
-    def seed(self) -> int | None:
-        return self.options.get("seed")
-
-    def status_line(self) -> str:
-        """``model · 25 prompt + 48 tokens · 112.3 tok/s · seed 42`` (plus why it ended, if unusual)."""
-        parts = [self.model, f"{self.prompt_tokens} prompt + {self.completion_tokens} tokens"]
-        if self.tokens_per_second:
-            parts.append(f"{self.tokens_per_second:.1f} tok/s")
-        parts.append(f"seed {self.seed}")
-        ended = {"length": "hit max_tokens", "stopped": "stopped", "interrupted": "interrupted",
-                 "error": "failed"}.get(self.finish_reason)
-        if ended:
-            parts.append(ended)
-        return " · ".join(parts)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-@dataclass
-class Totals:
-    generations: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    generation_seconds: float = 0.0
-
-
-@dataclass
-class Totals:
-    """What every caller together has generated since the kernel started."""
-
-    generations: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    generation_seconds: float = 0.0
-
-    def add(self, prompt_tokens: int, completion_tokens: int, seconds: float, generations: int = 1) -> None:
-        self.generations += generations
-        self.prompt_tokens += prompt_tokens
-        self.completion_tokens += completion_tokens
-        self.generation_seconds += seconds
+__all__ = ["Embedding", "GenerationResult", "ModelManager", "Totals", "get_manager"]
 
 
 class ModelManager:
@@ -110,6 +46,8 @@ class ModelManager:
         self._load_info: dict[str, Any] = {}
         self.totals = Totals()
         self.last_result: GenerationResult | None = None
+        self.embedding_model: str | None = None  # None: nomic-embed-text-v1.5 if downloaded, else the bundled model
+        self._embedder: Embedder | None = None
 
     # -- settings (one typed LoadSettings; these properties read and replace it) ---------------------
     def configure(self, **changes: Any) -> None:
@@ -148,6 +86,7 @@ class ModelManager:
         and the backend replaced is closed. Returns the one replaced."""
         with self.acquire("switching backend"):
             self.unload()
+            self.unload_embedder()
             previous, self._backend = self._backend, backend
         if previous is not None and previous is not backend:
             previous.close()
@@ -359,6 +298,58 @@ class ModelManager:
         with self.acquire("counting tokens"):
             return self.ensure_loaded(model).count_text(text)
 
+    # -- embeddings (a second model beside the chat model, under the same lock) -------------------------
+    @property
+    def embedder(self) -> Embedder | None:
+        """The loaded embedding model, or None."""
+        return self._embedder
+
+    def load_embedder(self, name: str | os.PathLike[str] | None = None, *, pooling: str | None = None,
+                      force: bool = False) -> Embedder:
+        """Load an embedding model beside the chat model (which stays loaded); the current one is kept when
+        it is the same. ``name`` None: :attr:`embedding_model`, else nomic-embed-text-v1.5 if it is on disk,
+        else the bundled model with mean pooling."""
+        from .models.embedding import default_embedding_model, embedding_context
+
+        if name is None and self.embedding_model is None:
+            name, pooling = default_embedding_model(self.models_dir, pooling)
+        ref = self.resolve(name if name is not None else self.embedding_model)
+        with self.acquire(f"loading {ref.name} for embeddings"):
+            current = self._embedder
+            if current is not None and current.ref == ref and pooling in (None, current.pooling):
+                return current
+            n_ctx = embedding_context(ref, pooling, force)  # refuses what does not fit in RAM, or cannot pool
+            embedder = self.backend.load_embedder(ref, n_ctx=n_ctx, n_threads=self.threads(), pooling=pooling)
+            self.unload_embedder()
+            self._embedder = embedder
+            return embedder
+
+    def unload_embedder(self) -> bool:
+        """Free the embedding model; True if one was loaded."""
+        with self.acquire("unloading the embedding model"):
+            embedder, self._embedder = self._embedder, None
+            if embedder is None:
+                return False
+            embedder.close()
+            gc.collect()
+            return True
+
+    def embed(self, texts: Sequence[str], *, model: str | os.PathLike[str] | None = None, pooling: str | None = None,
+              kind: str = "document", long: str = "truncate") -> Embedding:
+        """One L2-normalised vector per text, many texts per decode. ``kind`` ("document" or "query") picks the
+        model's task prefix (nomic-embed-text's ``search_document:`` / ``search_query:``); a text longer than
+        the model's context is cut to it (``long="truncate"``, with a note) or embedded in pieces whose vectors
+        are averaged (``long="chunk"``)."""
+        from .models.embedding import check_texts, task_prefix
+
+        check_texts(texts, kind, long)
+        with self.acquire("embedding"):
+            embedder = self.load_embedder(model, pooling=pooling) if model or self._embedder is None \
+                else self._embedder
+            prefix = task_prefix(embedder.ref, kind)
+            pieces = [embedder.pieces(prefix + text) for text in texts]
+            return _pooled(embedder, pieces, long)
+
     # -- reporting -------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         """What is loaded and how it has been used."""
@@ -384,6 +375,7 @@ class ModelManager:
         }
         if model:
             status.update(model.describe())
+        status.update(self._embedder.describe() if self._embedder else {"embedding_model": None})
         return status
 
 
@@ -398,3 +390,29 @@ def get_manager() -> ModelManager:
         if _MANAGER is None:
             _MANAGER = ModelManager()
         return _MANAGER
+
+
+def _pooled(embedder: Embedder, pieces: list[list[str]], long: str) -> Embedding:
+    """Embed every text's pieces in one call; a text cut into several pieces keeps the first (truncate) or
+    the length-weighted mean of all (chunk), renormalised."""
+    import numpy as np
+
+    flat = [p[0] for p in pieces] if long == "truncate" else [x for p in pieces for x in p]
+    vectors = embedder.embed(flat)
+    notes = []
+    if long == "chunk":
+        out, k = np.empty((len(pieces), vectors.shape[1]), dtype=np.float32), 0
+        for i, parts in enumerate(pieces):
+            weights = np.array([len(x) for x in parts], dtype=np.float64)
+            mean = (vectors[k:k + len(parts)] * weights[:, None]).sum(axis=0) / weights.sum()
+            out[i] = mean / (np.linalg.norm(mean) or 1.0)
+            k += len(parts)
+            if len(parts) > 1:
+                notes.append(f"text {i} is longer than {embedder.name}'s {embedder.n_ctx:,}-token context: "
+                             f"its {len(parts)} pieces were embedded and averaged.")
+        vectors = out
+    else:
+        notes = [f"text {i} is longer than {embedder.name}'s {embedder.n_ctx:,}-token context: only its first "
+                 f"{embedder.n_ctx:,} tokens were embedded (long='chunk' averages all of it)."
+                 for i, parts in enumerate(pieces) if len(parts) > 1]
+    return Embedding(vectors, embedder.name, embedder.pooling, notes)

@@ -21,7 +21,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors", "text"),
     ("options", "prompts", "render", "system"),
     ("engines",),
-    ("models",),
+    ("models", "results"),
     ("manager",),
     ("api",),
     ("batch", "conversation"),

@@ -16,8 +16,8 @@ from typing import Any, Callable, Iterator, Sequence
 from ..options import GenerationOptions
 from ..text import tokens_per_second
 
-__all__ = ["Backend", "LoadedModel", "Message", "ModelRef", "OnResult", "ScoreRequest", "ScoreResult", "Served",
-           "StreamStats", "TokenCount"]
+__all__ = ["POOLINGS", "Backend", "Embedder", "no_pooling", "LoadedModel", "Message", "ModelRef", "OnResult", "ScoreRequest",
+           "ScoreResult", "Served", "StreamStats", "TokenCount"]
 
 Message = dict  # {"role": "system" | "user" | "assistant", "content": str}
 
@@ -194,6 +194,45 @@ class LoadedModel(abc.ABC):
         """Free native memory; the object is unusable afterwards."""
 
 
+POOLINGS = ("mean", "cls", "last")  # how token vectors become one vector per text
+
+
+def no_pooling(name: str) -> Exception:
+    """The error for embedding with a model that makes no single vector per text (a chat model)."""
+    from ..errors import ModelLoadError
+
+    return ModelLoadError(
+        f"{name} declares no pooling for embeddings (it is a chat model); embed with it anyway by passing "
+        f"pooling='mean' (one of {', '.join(POOLINGS)}), or use an embedding model such as nomic-embed-text-v1.5 "
+        "(`%gpt4all download nomic-embed-text-v1.5`).")
+
+
+class Embedder(abc.ABC):
+    """A model loaded in embedding mode: texts in, one L2-normalised float32 vector per text out."""
+
+    name: str
+    ref: ModelRef
+    n_ctx: int  # the most tokens one text may have
+    dim: int
+    pooling: str
+    backend_name: str = "?"
+
+    @abc.abstractmethod
+    def embed(self, texts: Sequence[str]) -> Any:
+        """An ``(len(texts), dim)`` float32 array; many texts share each decode. Every text must fit
+        ``n_ctx`` tokens (:meth:`pieces` cuts longer ones)."""
+
+    @abc.abstractmethod
+    def pieces(self, text: str) -> list[str]:
+        """``text`` cut into consecutive pieces of at most ``n_ctx`` tokens (one piece if it fits)."""
+
+    def describe(self) -> dict[str, Any]:
+        return {"embedding_model": self.name, "embedding_pooling": self.pooling, "embedding_dim": self.dim}
+
+    def close(self) -> None:
+        """Free native memory; the object is unusable afterwards."""
+
+
 class Backend(abc.ABC):
     """Loads models. One backend instance serves a whole kernel."""
 
@@ -203,6 +242,12 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def load(self, ref: ModelRef, *, n_ctx: int, n_threads: int, n_batch: int = 512) -> LoadedModel:
         """Load ``ref``; raise ModelLoadError (or a subclass of ModelError) on failure."""
+
+    def load_embedder(self, ref: ModelRef, *, n_ctx: int, n_threads: int, pooling: str | None) -> Embedder:
+        """Load ``ref`` in embedding mode (``pooling`` None: the one the model declares)."""
+        from ..errors import ModelLoadError
+
+        raise ModelLoadError(f"The {self.name} backend cannot compute embeddings.")
 
     def served_models(self) -> Served | None:
         """The models a server offers (names are resolved among them); None: local files and the catalog."""

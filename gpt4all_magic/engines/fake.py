@@ -14,13 +14,13 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from ..errors import ContextOverflowError
 from ..options import GenerationOptions
-from .base import Backend, LoadedModel, Message, ModelRef, StreamStats
+from .base import Backend, Embedder, LoadedModel, Message, ModelRef, StreamStats
 
-__all__ = ["FakeBackend", "FakeModel"]
+__all__ = ["FakeBackend", "FakeEmbedder", "FakeModel"]
 
 
 class FakeBackend(Backend):
@@ -44,6 +44,10 @@ class FakeBackend(Backend):
     def load(self, ref: ModelRef, *, n_ctx: int, n_threads: int, n_batch: int = 512) -> FakeModel:
         self.loads.append(ref)
         return FakeModel(self, ref, n_ctx=self.n_ctx or n_ctx, n_threads=n_threads)
+
+    def load_embedder(self, ref: ModelRef, *, n_ctx: int, n_threads: int, pooling: str | None) -> FakeEmbedder:
+        self.loads.append(ref)
+        return FakeEmbedder(ref, n_ctx=self.n_ctx or n_ctx, pooling=pooling or "mean")
 
 
 class FakeModel(LoadedModel):
@@ -101,3 +105,31 @@ class FakeModel(LoadedModel):
 
     def close(self) -> None:
         self.closed = True
+
+
+class FakeEmbedder(Embedder):
+    """Bag-of-words vectors: each word adds a fixed pseudo-random direction (the same text always gives the
+    same vector, texts sharing words are close); a word counts as a token."""
+
+    backend_name = "fake"
+
+    def __init__(self, ref: ModelRef, *, n_ctx: int, pooling: str, dim: int = 64):
+        self.ref, self.name, self.n_ctx, self.pooling, self.dim = ref, ref.name, n_ctx, pooling, dim
+        self.calls: list[list[str]] = []
+
+    def embed(self, texts: Sequence[str]) -> Any:
+        import zlib
+
+        import numpy as np
+
+        self.calls.append(list(texts))
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for word in text.lower().split():
+                out[i] += np.random.default_rng(zlib.crc32(word.encode())).standard_normal(self.dim)
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.where(norms > 0, norms, 1.0)
+
+    def pieces(self, text: str) -> list[str]:
+        words = text.split()
+        return [" ".join(words[i:i + self.n_ctx]) for i in range(0, len(words), self.n_ctx)] or [text]

@@ -37,8 +37,10 @@ def estimate_ram(info: GGUFInfo, n_ctx: int) -> int:
     return int((weights + kv_cache) * 1.1)
 
 
-def check_memory(ref: ModelRef, info: Any, n_ctx: int, force: bool, available: int | None = None) -> None:
-    """Raise NotEnoughMemoryError if the model will not fit in free RAM (unless ``force``)."""
+def check_memory(ref: ModelRef, info: Any, n_ctx: int, force: bool, available: int | None = None, *,
+                 anyway: str = "") -> None:
+    """Raise NotEnoughMemoryError if the model will not fit in free RAM (unless ``force``); ``anyway`` is how
+    to go ahead regardless (default: ``%gpt4all load NAME --force``)."""
     if force:
         return
     available = available_ram() if available is None else available
@@ -49,7 +51,7 @@ def check_memory(ref: ModelRef, info: Any, n_ctx: int, force: bool, available: i
         raise NotEnoughMemoryError(
             f"{ref.name} needs about {human_bytes(needed)} of RAM (n_ctx={n_ctx}) but only "
             f"{human_bytes(available)} is free; close other programs, use a smaller model or n_ctx, "
-            f"or load anyway with `%gpt4all load {ref.name} --force`.")
+            f"or {anyway or f'load anyway with `%gpt4all load {ref.name} --force`'}.")
 
 
 def check_catalog_ram(entry: Any, force: bool, available: int | None = None) -> None:

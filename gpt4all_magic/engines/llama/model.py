@@ -12,9 +12,10 @@ from typing import Any, Callable, Iterator, Sequence
 from ...errors import GenerationError, ModelLoadError
 from ...options import GenerationOptions
 from ...text import StopScanner
-from ..base import (Backend, LoadedModel, Message, ModelRef, OnResult, ScoreRequest, ScoreResult, StreamStats,
-                    TokenCount)
+from ..base import (Backend, Embedder, LoadedModel, Message, ModelRef, OnResult, ScoreRequest, ScoreResult,
+                    StreamStats, TokenCount)
 from .batchctx import BatchContexts
+from .embed import load_embedder
 from .multiseq import generate_many
 from .native import (FALLBACK_TEMPLATE, clear_native_log, context_overflow, deferred_interrupt, import_llama_cpp,
                      native_log_tail, without_amx_repack)
@@ -50,6 +51,9 @@ class LlamaCppBackend(Backend):
                 f"architecture this llama-cpp-python does not support; try `%gpt4all info {ref.name}`."
             ) from None
         return LlamaCppModel(ref, llm, n_ctx=n_ctx, n_threads=n_threads)
+
+    def load_embedder(self, ref: ModelRef, *, n_ctx: int, n_threads: int, pooling: str | None) -> Embedder:
+        return load_embedder(ref, n_ctx=n_ctx, n_threads=n_threads, pooling=pooling)
 
 
 class LlamaCppModel(LoadedModel):

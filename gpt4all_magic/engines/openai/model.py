@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from ...errors import InvalidOptionError, ModelNotFoundError, RemoteError
 from ...options import GenerationOptions
-from ..base import (Backend, LoadedModel, Message, ModelRef, OnResult, ScoreRequest, ScoreResult, Served,
+from ..base import (Backend, Embedder, LoadedModel, Message, ModelRef, OnResult, ScoreRequest, ScoreResult, Served,
                     StreamStats, TokenCount)
 from .batch import generate_many
 from .http import Transport
@@ -134,6 +134,12 @@ class OpenAIBackend(Backend):
             reported = self._props_n_ctx()  # llama.cpp's llama-server
         return RemoteModel(self, ref, n_ctx=int(reported or n_ctx), n_threads=n_threads,
                            n_ctx_reported=bool(reported))
+
+    def load_embedder(self, ref: ModelRef, *, n_ctx: int, n_threads: int, pooling: str | None) -> Embedder:
+        """The server's model for ``/v1/embeddings`` (the server decides the pooling)."""
+        from .embed import RemoteEmbedder
+
+        return RemoteEmbedder(self, ref, n_ctx=int(self._props_n_ctx() or n_ctx))
 
     def _props_n_ctx(self) -> int | None:
         try:

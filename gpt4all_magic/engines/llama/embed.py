@@ -1,0 +1,81 @@
+"""Embeddings with llama.cpp's embedding mode: a second ``Llama`` (``embedding=True``) beside the chat
+model, pooling as the GGUF declares (or as asked), many texts per decode.
+
+llama-cpp-python's ``Llama.embed`` already does what is needed: one unified KV buffer with up to
+``n_batch`` sequences, every text's tokens in one batch until ``n_batch`` tokens are used, and the pooled
+vector of each sequence read with ``llama_get_embeddings_seq``. So this wraps it rather than writing
+another batching loop; the context's ``n_batch`` and ``n_ubatch`` equal ``n_ctx`` because non-causal
+encoders (BERT) need a whole batch in one micro-batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from ...errors import ModelLoadError
+from ..base import Embedder, ModelRef, no_pooling
+from .native import deferred_interrupt, import_llama_cpp, native_log_tail, without_amx_repack
+
+__all__ = ["LlamaEmbedder", "load_embedder"]
+
+
+def load_embedder(ref: ModelRef, *, n_ctx: int, n_threads: int, pooling: str | None) -> LlamaEmbedder:
+    """Load ``ref`` in embedding mode; ``pooling`` None takes the model's own (refused if it has none)."""
+    lc = import_llama_cpp()
+    if ref.path is None:
+        raise ModelLoadError(f"'{ref.name}' has no local file; the llama.cpp backend needs a .gguf path.")
+    kind = {None: lc.LLAMA_POOLING_TYPE_UNSPECIFIED, "mean": lc.LLAMA_POOLING_TYPE_MEAN,
+            "cls": lc.LLAMA_POOLING_TYPE_CLS, "last": lc.LLAMA_POOLING_TYPE_LAST}[pooling]
+    try:
+        with deferred_interrupt(), without_amx_repack(lc):
+            llm = lc.Llama(model_path=str(ref.path), embedding=True, pooling_type=kind, n_ctx=n_ctx, n_batch=n_ctx,
+                           n_ubatch=n_ctx, n_threads=n_threads, n_threads_batch=n_threads, verbose=False)
+    except (ValueError, RuntimeError, OSError) as exc:
+        detail = native_log_tail() or str(exc)
+        raise ModelLoadError(f"llama.cpp could not load {ref.path.name} for embeddings: {detail}.") from None
+    names = {lc.LLAMA_POOLING_TYPE_MEAN: "mean", lc.LLAMA_POOLING_TYPE_CLS: "cls", lc.LLAMA_POOLING_TYPE_LAST: "last"}
+    used = names.get(llm.pooling_type())
+    if used is None:  # NONE (a chat model) or RANK (a reranker): no single vector per text
+        llm.close()
+        raise no_pooling(ref.name)
+    return LlamaEmbedder(ref, llm, pooling=used, n_threads=n_threads)
+
+
+class LlamaEmbedder(Embedder):
+    """One ``llama_cpp.Llama`` in embedding mode, owned by the manager."""
+
+    backend_name = "llama.cpp"
+
+    def __init__(self, ref: ModelRef, llm: Any, *, pooling: str, n_threads: int):
+        self.ref, self.name, self.llm = ref, ref.name, llm
+        self.n_ctx = llm.n_ctx()
+        self.dim = llm.n_embd()
+        self.pooling = pooling
+        self.n_threads = n_threads
+
+    def embed(self, texts: Sequence[str]) -> Any:
+        import numpy as np
+
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = np.asarray(self.llm.embed(list(texts), normalize=False, truncate=False), dtype=np.float32)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.where(norms > 0, norms, 1.0)
+
+    def pieces(self, text: str) -> list[str]:
+        tokens = self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+        # Llama.embed tokenizes each piece again with the model's BOS/EOS markers: leave room for them.
+        room = max(1, self.n_ctx - 4)
+        if len(tokens) <= room:
+            return [text]
+        return [self.llm.detokenize(tokens[i:i + room]).decode("utf-8", errors="replace")
+                for i in range(0, len(tokens), room)]
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "embedding_n_ctx": self.n_ctx}
+
+    def close(self) -> None:
+        llm, self.llm = self.llm, None
+        if llm is not None:
+            with deferred_interrupt():
+                llm.close()

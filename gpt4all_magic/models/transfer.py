@@ -77,63 +77,73 @@ def fetch(url: str, partial: Path, *, headers: Mapping[str, str], size: int | No
     where the last stopped); after that a :class:`DownloadError` says how far it got, and the partial file
     stays for the next call. HTTP errors other than 408/429/5xx are raised as huggingface_hub errors.
     """
-    from huggingface_hub.utils import get_session, hf_raise_for_status
-
     hashes = _Hashes(algorithms, size)
     have = partial.stat().st_size if partial.exists() else 0
     if size is not None and have > size:  # not ours, or the file changed: start over
         partial.unlink()
         have = 0
     _hash_existing(partial, hashes, have)
-    started_with, transferred, requests, failures = have, 0, 0, 0
+    done = Transfer(size=have, transferred=0, resumed_from=have, requests=0, digests={})
     bar = _progress_bar(label, size, have, progress)
     transient = network_errors()
+    failures = 0
     try:
-        while size is None or have < size:
-            request_headers = {**headers, "Accept-Encoding": "identity"}
-            if have:
-                request_headers["Range"] = f"bytes={have}-"
-            requests += 1
+        while size is None or done.size < size:
+            done.requests += 1
             try:
-                with get_session().stream("GET", url, headers=request_headers, timeout=timeout,
-                                          follow_redirects=True) as response:
-                    if response.status_code == 416 and size is not None and have == size:
-                        break
-                    if response.status_code in RETRY_STATUS:
-                        raise _ServerBusy(f"the server answered HTTP {response.status_code}")
-                    if response.status_code >= 400:
-                        response.read()
-                        hf_raise_for_status(response)
-                    if have and not _continues_at(response, have):  # Range ignored: start over
-                        have = 0
-                        hashes.reset()
-                        if bar is not None:
-                            bar.reset(total=size)
-                    with _open_for(partial, have) as fh:
-                        for chunk in response.iter_bytes():  # as they arrive: nothing buffered is lost on a drop
-                            _write(fh, chunk, label, have, size)
-                            hashes.update(chunk)
-                            have += len(chunk)
-                            transferred += len(chunk)
-                            if bar is not None:
-                                bar.update(len(chunk))
-                if size is None:
+                if _attempt(url, partial, headers, done, size, hashes, bar, label, timeout):
                     break
-                if have < size:  # the body ended early without an error: treat it as a drop
-                    raise _ServerBusy("the connection closed early")
             except (*transient, _ServerBusy) as exc:
                 if failures >= retries:
                     total = f" of {human_bytes(size)}" if size else ""
                     raise DownloadError(
-                        f"The download of {label} was interrupted at {human_bytes(have)}{total} "
+                        f"The download of {label} was interrupted at {human_bytes(done.size)}{total} "
                         f"({_reason(exc)}); run the same command again to resume from there.") from None
                 failures += 1
                 time.sleep(min(0.5 * failures, 3.0))
     finally:
         if bar is not None:
             bar.close()
-    return Transfer(size=have, transferred=transferred, resumed_from=started_with, requests=requests,
-                    digests=hashes.hexdigests())
+    done.digests = hashes.hexdigests()
+    return done
+
+
+def _attempt(url: str, partial: Path, headers: Mapping[str, str], done: Transfer, size: int | None,
+             hashes: _Hashes, bar: Any, label: str, timeout: float) -> bool:
+    """One GET continuing at ``done.size``, appending to ``partial`` as bytes arrive (nothing buffered is
+    lost on a drop); True when the file is complete. Raises _ServerBusy (or a network error) to retry."""
+    from huggingface_hub.utils import get_session, hf_raise_for_status
+
+    request_headers = {**headers, "Accept-Encoding": "identity"}
+    if done.size:
+        request_headers["Range"] = f"bytes={done.size}-"
+    with get_session().stream("GET", url, headers=request_headers, timeout=timeout,
+                              follow_redirects=True) as response:
+        if response.status_code == 416 and size is not None and done.size == size:
+            return True
+        if response.status_code in RETRY_STATUS:
+            raise _ServerBusy(f"the server answered HTTP {response.status_code}")
+        if response.status_code >= 400:
+            response.read()
+            hf_raise_for_status(response)
+        if done.size and not _continues_at(response, done.size):  # Range ignored: start over
+            done.size = 0
+            hashes.reset()
+            if bar is not None:
+                bar.reset(total=size)
+        with _open_for(partial, done.size) as fh:
+            for chunk in response.iter_bytes():
+                _write(fh, chunk, label, done.size, size)
+                hashes.update(chunk)
+                done.size += len(chunk)
+                done.transferred += len(chunk)
+                if bar is not None:
+                    bar.update(len(chunk))
+    if size is None:
+        return True
+    if done.size < size:  # the body ended early without an error: treat it as a drop
+        raise _ServerBusy("the connection closed early")
+    return False
 
 
 class _ServerBusy(Exception):

@@ -34,69 +34,81 @@ def run_bounded(items: Sequence[Any], work: Callable[[int, Any], T], *, max_para
     ``on_interrupt(i)`` is called for each row in flight (its thread finishes in the background,
     unheard) and KeyboardInterrupt propagates; ``on_done`` has seen every row finished before.
     """
-    results: list[tuple[T | None, Exception | None]] = [(None, None)] * len(items)
-    fatal: list[Exception] = []
-    stop = threading.Event()
-    running: set[int] = set()
-    lock = threading.Lock()
+    return _Bounded(items, work, should_stop, on_done).run(max_parallel, on_interrupt)
 
-    def run(i: int) -> tuple[T | None, Exception | None]:
-        if stop.is_set() or should_stop():
-            stop.set()
+
+class _Bounded:
+    """The state of one :func:`run_bounded` call, shared by its worker threads."""
+
+    def __init__(self, items: Sequence[Any], work: Callable[[int, Any], Any], should_stop: Callable[[], bool],
+                 on_done: Callable[[int, Any, Exception | None], None] | None):
+        self.items, self.work, self.should_stop, self.on_done = items, work, should_stop, on_done
+        self.results: list[tuple[Any, Exception | None]] = [(None, None)] * len(items)
+        self.fatal: list[Exception] = []
+        self.stop = threading.Event()
+        self.running: set[int] = set()
+        self.delivered: set[int] = set()
+        self.lock = threading.Lock()
+
+    def one(self, i: int) -> tuple[Any, Exception | None]:
+        """Run row ``i`` in a worker thread (or skip it: stopping, or a job-ending error already seen)."""
+        if self.stop.is_set() or self.should_stop():
+            self.stop.set()
             return None, None
-        if fatal:
-            return None, fatal[0]
-        with lock:
-            running.add(i)
+        if self.fatal:
+            return None, self.fatal[0]
+        with self.lock:
+            self.running.add(i)
         try:
-            return work(i, items[i]), None
+            return self.work(i, self.items[i]), None
         except Exception as exc:  # noqa: BLE001 - a failing row is marked, the batch goes on
             if isinstance(exc, JOB_ENDING_ERRORS):
-                fatal.append(exc)
+                self.fatal.append(exc)
             return None, exc
         finally:
-            with lock:
-                running.discard(i)
+            with self.lock:
+                self.running.discard(i)
 
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, max_parallel),
-                                                 thread_name_prefix="gpt4all-remote")
-    futures = {pool.submit(run, i): i for i in range(len(items))}
-    delivered: set[int] = set()
-
-    def deliver(future: concurrent.futures.Future) -> None:
-        i = futures[future]
-        if i in delivered:
+    def deliver(self, i: int, future: concurrent.futures.Future) -> None:
+        if i in self.delivered:
             return
-        delivered.add(i)
-        results[i] = future.result()
-        if on_done is not None:
-            on_done(i, *results[i])
+        self.delivered.add(i)
+        self.results[i] = future.result()
+        if self.on_done is not None:
+            self.on_done(i, *self.results[i])
 
-    pending = set(futures)
-    try:
-        while pending:
-            done, pending = concurrent.futures.wait(pending, timeout=0.1,
-                                                    return_when=concurrent.futures.FIRST_COMPLETED)
-            for future in done:
-                deliver(future)
-    except KeyboardInterrupt:
-        stop.set()
+    def run(self, max_parallel: int, on_interrupt: Callable[[int], None] | None) -> list[tuple[Any, Exception | None]]:
+        pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, max_parallel),
+                                                     thread_name_prefix="gpt4all-remote")
+        futures = {pool.submit(self.one, i): i for i in range(len(self.items))}
+        pending = set(futures)
+        try:
+            while pending:
+                done, pending = concurrent.futures.wait(pending, timeout=0.1,
+                                                        return_when=concurrent.futures.FIRST_COMPLETED)
+                for future in done:
+                    self.deliver(futures[future], future)
+        except KeyboardInterrupt:
+            self.interrupted(pool, futures, on_interrupt)
+            raise
+        pool.shutdown(wait=True)
+        return self.results
+
+    def interrupted(self, pool: Any, futures: dict, on_interrupt: Callable[[int], None] | None) -> None:
+        """Ctrl-C: stop starting rows, keep the ones that finished meanwhile, report the ones in flight."""
+        self.stop.set()
         pool.shutdown(wait=False, cancel_futures=True)
-        with lock:
-            abandoned = sorted(running)
-        # Rows that finished while we were stopping are kept, not reported as interrupted.
-        for future in futures:
-            if future.done() and not future.cancelled() and futures[future] not in abandoned:
+        with self.lock:
+            abandoned = sorted(self.running)
+        for future, i in futures.items():
+            if future.done() and not future.cancelled() and i not in abandoned:
                 try:
-                    deliver(future)
+                    self.deliver(i, future)
                 except KeyboardInterrupt:
                     pass
         for i in abandoned:
             if on_interrupt is not None:
                 on_interrupt(i)
-        raise
-    pool.shutdown(wait=True)
-    return results
 
 
 def generate_many(model: Any, prompts: Sequence[Sequence[Message]], options: GenerationOptions,

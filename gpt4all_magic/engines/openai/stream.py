@@ -42,85 +42,102 @@ class ChatStream:
              should_stop: Callable[[], bool]) -> Iterator[str]:
         import httpx
 
-        model, stats, http = self.model, self.stats, self.model.backend.http
-        scanner = StopScanner(options.stop)
-        finish: str | None = None
-        done = stopped = got_event = False
-        usage: dict | None = None
-        last_data = time.monotonic()
+        http = self.model.backend.http
+        self.scanner = StopScanner(options.stop)
+        self.finish: str | None = None
+        self.done = self.stopped = self.got_event = False
+        self.usage: dict | None = None
         try:
-            for data in iter_sse(self.response):
-                if data is None:  # keep-alive ping: a chance to stop or time out while the server thinks
-                    if should_stop():
-                        stopped = True
-                        break
-                    if time.monotonic() - last_data > http.timeout:
-                        raise http.timed_out()
-                    continue
-                last_data = time.monotonic()
-                got_event = True
-                if data.strip() == "[DONE]":
-                    done = True
-                    break
-                try:
-                    chunk = json.loads(data)
-                except ValueError:
-                    raise RemoteError(f"The server at {http.base_url} streamed something that is not JSON "
-                                      f"({data[:80]!r}); is it an OpenAI-compatible server?") from None
-                if not isinstance(chunk, dict):
-                    continue
-                if chunk.get("error"):
-                    raise RemoteError(f"The server at {http.base_url} failed mid-answer: "
-                                      f"{server_message(json.dumps(chunk))}")
-                if isinstance(chunk.get("usage"), dict):
-                    usage = chunk["usage"]
-                for choice in chunk.get("choices") or []:
-                    piece = (choice.get("delta") or {}).get("content")
-                    if piece:
-                        stats.token_sampled()
-                        out = scanner.feed(piece)
-                        if out:
-                            yield out
-                    if choice.get("finish_reason"):
-                        finish = choice["finish_reason"]
-                if scanner.hit:
-                    finish = "stop"
-                    break
-                if should_stop():
-                    stopped = True
-                    break
+            for piece in self._events(should_stop):
+                out = self.scanner.feed(piece)
+                if out:
+                    yield out
         except httpx.TimeoutException:
-            rest = scanner.flush()
+            rest = self.scanner.flush()
             if rest:
                 yield rest
             raise http.timed_out() from None
         except httpx.HTTPError as exc:  # the server died or the network dropped mid-answer
-            rest = scanner.flush()
+            rest = self.scanner.flush()
             if rest:
                 yield rest
             raise http.dropped(exc) from None
         finally:
             self.response.close()
-        rest = scanner.flush()
+        rest = self.scanner.flush()
         if rest:
             yield rest
-        if stopped:
+        self._end()
+        self._account(messages, self.usage)
+        if self.stats.finish_reason in ("stop", "length"):
+            self.model.note_answer(messages, options, self.scanner.text, self.stats)
+
+    def _events(self, should_stop: Callable[[], bool]) -> Iterator[str]:
+        """The text pieces of the stream, until [DONE], a stop string, Stop, or the end of the body."""
+        http = self.model.backend.http
+        last_data = time.monotonic()
+        for data in iter_sse(self.response):
+            if data is None:  # keep-alive ping: a chance to stop or time out while the server thinks
+                if should_stop():
+                    self.stopped = True
+                    return
+                if time.monotonic() - last_data > http.timeout:
+                    raise http.timed_out()
+                continue
+            last_data = time.monotonic()
+            self.got_event = True
+            if data.strip() == "[DONE]":
+                self.done = True
+                return
+            yield from self._pieces(data)
+            if self.scanner.hit:
+                self.finish = "stop"
+                return
+            if should_stop():
+                self.stopped = True
+                return
+
+    def _pieces(self, data: str) -> Iterator[str]:
+        """The text in one event (counted as tokens as they come); its usage and finish reason are kept."""
+        http = self.model.backend.http
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            raise RemoteError(f"The server at {http.base_url} streamed something that is not JSON "
+                              f"({data[:80]!r}); is it an OpenAI-compatible server?") from None
+        if not isinstance(chunk, dict):
+            return
+        if chunk.get("error"):
+            raise RemoteError(f"The server at {http.base_url} failed mid-answer: {server_message(json.dumps(chunk))}")
+        if isinstance(chunk.get("usage"), dict):
+            self.usage = chunk["usage"]
+        for choice in chunk.get("choices") or []:
+            piece = (choice.get("delta") or {}).get("content")
+            if piece:
+                self.stats.token_sampled()
+                yield piece
+                if self.scanner.hit:
+                    return
+            if choice.get("finish_reason"):
+                self.finish = choice["finish_reason"]
+
+    def _end(self) -> None:
+        """Why the answer ended, from what the stream said (or did not say)."""
+        stats, http = self.stats, self.model.backend.http
+        if self.stopped:
             stats.finish_reason = "stopped"
-        elif finish is not None:
-            stats.finish_reason = _FINISH.get(finish, "stop")
-        elif done:
+        elif self.finish is not None:
+            stats.finish_reason = _FINISH.get(self.finish, "stop")
+        elif self.done:
             # llama_cpp.server ends a stream early with [DONE] when another request arrives.
             stats.finish_reason = "stopped"
             stats.notices.append(
                 f"{http.base_url} ended this answer early without saying why (llama_cpp.server does that when "
                 "another request arrives, unless started with --interrupt_requests False).")
-        elif not got_event:
-            raise model.explain_empty_stream(self.payload)
+        elif not self.got_event:
+            raise self.model.explain_empty_stream(self.payload)
         else:
             raise http.dropped("the stream ended before the answer was complete")
-        self._account(messages, usage)
-        if stats.finish_reason in ("stop", "length"):
-            model.note_answer(messages, options, scanner.text, stats)
 
     def _account(self, messages: Sequence[Message], usage: dict | None) -> None:
         """Token counts from the server's usage, or estimated (and said so once)."""

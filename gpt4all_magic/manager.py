@@ -155,7 +155,8 @@ class ModelManager:
         with self.acquire(f"loading {ref.name}"):
             current = self._model
             if (current is not None and current.ref == ref and (n_ctx is None or n_ctx == current.n_ctx)
-                    and (n_threads is None or threads == current.n_threads)):
+                    and (n_threads is None or threads == current.n_threads)
+                    and (n_batch is None or min(n_batch, current.n_ctx) == current.n_batch)):
                 return current
             ctx = wanted.n_ctx
             if ref.path is not None:

@@ -31,6 +31,8 @@ class Script:
     completions: str = "no-logprobs"  # "no-logprobs", "no-echo", "missing" (404)
     api_key: str | None = None
     delay_s: float = 0.0  # sleep per non-streamed chat answer (for concurrency checks)
+    tokenize: bool = False  # vLLM's POST /tokenize (one token per word of each message, plus 3 per message)
+    tokenize_fails_after: int | None = None  # that many /tokenize answers, then HTTP 500
 
 
 class FakeOpenAIServer:
@@ -132,8 +134,19 @@ class _Handler(BaseHTTPRequestHandler):
                     self.fake.active -= 1
         elif self.path == "/v1/completions":
             self._completions(body)
+        elif self.path == "/tokenize" and self.fake.script.tokenize:
+            self._tokenize(body)
         else:
             self._error(404, "Not Found")
+
+    def _tokenize(self, body: dict) -> None:
+        s = self.fake.script
+        done = sum(1 for path, _ in self.fake.requests if path == "/tokenize") - 1
+        if s.tokenize_fails_after is not None and done >= s.tokenize_fails_after:
+            self._error(500, "tokenizer crashed")
+            return
+        count = sum(len(str(m.get("content", "")).split()) + 3 for m in body.get("messages", []))
+        self._json(200, {"count": count, "tokens": list(range(count))})
 
     def _chat(self, body: dict) -> None:
         s = self.fake.script

@@ -47,7 +47,9 @@ def test_greedy_generation_is_reproducible_and_fully_recorded(manager):
     assert first.completion_tokens == 40 and first.finish_reason == "length"
     assert isinstance(first.options["seed"], int) and first.options["temp"] == 0
     assert 0 < first.time_to_first_token < first.elapsed
-    assert first.tokens_per_second > 1
+    # Not a speed (that is the benchmark's job, and a loaded machine can be slow): the rate is over the
+    # decoding span, which lies inside the whole call.
+    assert first.tokens_per_second >= (first.completion_tokens - 1) / first.elapsed > 0
     assert "smollm2-135m-instruct · " in first.status_line() and f"seed {first.seed}" in first.status_line()
 
 

@@ -68,3 +68,47 @@ def test_with_seed_draws_and_records_a_seed_once():
     assert isinstance(o.seed, int) and 0 <= o.seed < 2**32
     assert o.with_seed().seed == o.seed
     assert GenerationOptions(seed=7).with_seed().seed == 7
+
+
+# -- LoadSettings: one typed definition of how models load -------------------------------------------------
+
+def test_load_settings_are_validated_in_one_place_with_one_auto_thread_count(tmp_path):
+    from gpt4all_magic.manager import ModelManager
+    from gpt4all_magic.options import AUTO_THREADS, LoadSettings
+    from gpt4all_magic.system import default_threads
+
+    settings = LoadSettings()
+    assert (settings.n_ctx, settings.n_threads, settings.n_batch, settings.busy_timeout, settings.models_dir) == (
+        4096, AUTO_THREADS, 512, 300.0, None)
+    assert settings.replace(models_dir=str(tmp_path)).models_dir == tmp_path
+    assert settings.replace(models_dir="").models_dir is None  # empty: the default folder
+    for changes, message in [({"n_ctx": 8}, "n_ctx must be at least 16, got 8."),
+                             ({"n_threads": -1}, "n_threads must be 0 (auto) or a positive number, got -1."),
+                             ({"n_batch": 0}, "n_batch must be at least 1, got 0."),
+                             ({"busy_timeout": 0}, "busy_timeout must be a number of seconds above 0, got 0."),
+                             ({"n_ctx": "4096"}, "n_ctx must be at least 16, got '4096'."),
+                             ({"ctx": 4096}, "Unknown load setting 'ctx'")]:
+        with pytest.raises(InvalidOptionError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            settings.replace(**changes)
+    manager = ModelManager(n_threads=0)
+    assert manager.n_threads == AUTO_THREADS and manager.threads() == default_threads()
+    with pytest.raises(InvalidOptionError, match="n_ctx must be at least 16"):
+        ModelManager(n_ctx=8)
+    with pytest.raises(InvalidOptionError, match="n_batch must be at least 1"):
+        manager.n_batch = 0
+    assert manager.n_batch == 512  # a refused value changes nothing
+
+
+def test_load_checks_settings_before_loading_and_passes_n_batch_to_llama_cpp(manager):
+    import gpt4all_magic as g4
+
+    loaded = manager.current
+    with pytest.raises(InvalidOptionError, match="n_ctx must be at least 16, got 8"):
+        g4.load(n_ctx=8)
+    with pytest.raises(InvalidOptionError, match="n_threads must be 0"):
+        manager.load(n_threads=-2)
+    assert manager.current is loaded  # nothing was reloaded
+    smaller = g4.load(n_ctx=2048, n_batch=64)
+    assert smaller.describe()["n_batch"] == 64
+    assert g4.load(n_ctx=2048, n_threads=0).n_threads == manager.threads()  # 0: the physical cores
+    manager.load(n_ctx=2048, n_batch=512)

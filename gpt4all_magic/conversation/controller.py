@@ -16,6 +16,7 @@ from typing import Any
 from ..errors import EmptyPromptError, GenerationInterrupted, Gpt4AllError, ModelBusyError
 from ..manager import GenerationResult
 from ..options import GenerationOptions
+from ..text import tokens_per_second
 from .context import attach, attachment_budget, compose, recount
 from .render import code_blocks
 from .selector import load_with_progress
@@ -150,8 +151,8 @@ class ChatController:
             if now - state["last"] >= self.update_interval:
                 state["last"] = now
                 self._render(answer)
-                span = now - state["first"]
-                rate = f" · {(state['pieces'] - 1) / span:.1f} tok/s" if span > 0 and state["pieces"] > 1 else ""
+                speed = tokens_per_second(state["pieces"], state["first"], now)
+                rate = f" · {speed:.1f} tok/s" if speed else ""
                 self._set_status(f"{model} · writing · {state['pieces']} tokens{rate} · "
                                  f"{now - started:.1f} s")
 

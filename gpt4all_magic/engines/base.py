@@ -102,6 +102,7 @@ class LoadedModel(abc.ABC):
     ref: ModelRef
     n_ctx: int
     n_threads: int
+    n_batch: int = 512  # prompt tokens per evaluation step (a server's own setting: not ours to know)
     backend_name: str = "?"
 
     @abc.abstractmethod

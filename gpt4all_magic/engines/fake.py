@@ -43,7 +43,9 @@ class FakeBackend(Backend):
 
     def load(self, ref: ModelRef, *, n_ctx: int, n_threads: int, n_batch: int = 512) -> FakeModel:
         self.loads.append(ref)
-        return FakeModel(self, ref, n_ctx=self.n_ctx or n_ctx, n_threads=n_threads)
+        model = FakeModel(self, ref, n_ctx=self.n_ctx or n_ctx, n_threads=n_threads)
+        model.n_batch = n_batch
+        return model
 
     def load_embedder(self, ref: ModelRef, *, n_ctx: int, n_threads: int, pooling: str | None) -> FakeEmbedder:
         self.loads.append(ref)

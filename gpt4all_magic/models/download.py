@@ -321,10 +321,10 @@ def _forget_if_empty(partial: Path) -> None:
 
 
 def _unusable_reason(exc: InvalidModelFileError, path: Path) -> str:
-    """A few words on why ggufinfo refused ``path`` (its own message names the internal partial file)."""
+    """A few words on why the GGUF reader refused ``path`` (its own message names the internal partial file)."""
     from .gguf import _Corrupt, _Truncated
 
-    cause = exc.__context__  # ggufinfo raises "from None", which keeps the parser's own exception here
+    cause = exc.__context__  # the GGUF reader raises "from None", which keeps the parser's own exception here
     if isinstance(cause, _Corrupt):  # e.g. "unsupported GGUF version 0; llama.cpp reads versions 2 and 3"
         return f"its header is corrupt: {str(cause).split(';')[0]}"
     if isinstance(cause, _Truncated):

@@ -574,3 +574,15 @@ def test_python_api_and_light_import():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}).stdout
     assert out.strip() == "[]"
+
+
+def test_a_count_is_marked_estimated_when_the_tokenize_route_fails_later(remote_manager):
+    """The server's tokenizer is found and counts exactly; when it fails afterwards, the count falls back
+    to the estimate and says so (it used to stay labelled exact)."""
+    with FakeOpenAIServer(tokenize=True, tokenize_fails_after=2) as fake:
+        connect(fake.url, manager=remote_manager)
+        first = remote_manager.count_text("one two three four")
+        assert (first.tokens, first.exact, first.label()) == (4, True, "4 tokens")
+        later = remote_manager.count_text("one two three four five six seven eight")
+        assert later.exact is False and later.label() == f"≈{later.tokens} tokens"
+        assert remote_manager.backend.tokenizer_route == "vllm"  # the route is kept; this count was a guess

@@ -67,6 +67,7 @@ class LlamaCppModel(LoadedModel):
         self.llm = llm
         self.n_ctx = llm.n_ctx()
         self.n_threads = n_threads
+        self.n_batch = llm.n_batch
         self._pieces: dict[int, bytes] = {}
         self.is_eog = self._eog_checker()
         self._formatter = self._make_formatter()
@@ -230,7 +231,7 @@ class LlamaCppModel(LoadedModel):
         return self.batch_contexts.describe().get("scoring", {})
 
     def describe(self) -> dict[str, Any]:
-        return {"n_batch": self.llm.n_batch, "chat_template": "gguf" if self.has_chat_template else "fallback"}
+        return {"n_batch": self.n_batch, "chat_template": "gguf" if self.has_chat_template else "fallback"}
 
     def close(self) -> None:
         self.batch_contexts.close()

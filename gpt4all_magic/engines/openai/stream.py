@@ -11,6 +11,7 @@ from ...errors import RemoteError
 from ...options import GenerationOptions
 from ...text import StopScanner
 from ..base import Message, StreamStats
+from .formats import note_format
 from .http import iter_sse, server_message
 
 __all__ = ["ChatStream"]
@@ -121,6 +122,7 @@ class ChatStream:
         self._account(messages, usage)
         if stats.finish_reason in ("stop", "length"):
             model.note_answer(messages, options, scanner.text, stats)
+            note_format(model, self.payload, scanner.text, stats)
 
     def _account(self, messages: Sequence[Message], usage: dict | None) -> None:
         """Token counts from the server's usage, or estimated (and said so once)."""

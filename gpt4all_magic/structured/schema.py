@@ -17,9 +17,12 @@ from typing import Any, Sequence
 from ..errors import SchemaError
 from .gbnf import check_schema, describe
 
-__all__ = ["ANY_OBJECT", "Parsed", "Schema", "check_labels", "validate_json"]
+__all__ = ["ANY_OBJECT", "TYPED_DEFAULTS", "Parsed", "Schema", "check_labels", "validate_json"]
 
 ANY_OBJECT: dict[str, Any] = {"type": "object"}
+# Generation defaults for typed answers where the caller sets none: greedy, and no repeat penalty (it
+# pushes a model away from the quotes, commas and braces every JSON answer repeats).
+TYPED_DEFAULTS: dict[str, Any] = {"temp": 0.0, "repeat_penalty": 1.0}
 _DTYPES = {"integer": "Int64", "number": "Float64", "boolean": "boolean", "string": "string"}
 _MAX_ERROR = 300
 

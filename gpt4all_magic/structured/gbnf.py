@@ -146,7 +146,7 @@ def _number_rule(schema: dict[str, Any]) -> str | None:
 
 # -- patterns --------------------------------------------------------------------------------------------
 
-_CLASS_ESCAPES = {"d": "0-9", "w": "a-zA-Z0-9_", "s": " \\t\\n\\r"}
+_CLASS_ESCAPES = {"d": "0-9", "w": "a-zA-Z0-9_", "s": " "}  # \\s: a space (JSON escapes the others)
 _REFUSED_ESCAPES = {"b": "a word boundary (\\b)", "B": "a word boundary (\\B)", "D": "a negated class (\\D)",
                     "W": "a negated class (\\W)", "S": "a negated class (\\S)", "p": "a Unicode property (\\p)",
                     "P": "a Unicode property (\\P)", "A": "an anchor (\\A)", "Z": "an anchor (\\Z)",
@@ -171,8 +171,9 @@ def _pattern_for_grammar(pattern: str) -> str:
                                   "enforce; rewrite the pattern without it.")
             if e in _CLASS_ESCAPES:
                 out.append(_CLASS_ESCAPES[e] if in_class else f"[{_CLASS_ESCAPES[e]}]")
-            elif e in "tnr":
-                out.append("\\" + e)
+            elif e in "tnrfv":
+                raise SchemaError(f"The pattern {pattern!r} matches a control character (\\{e}), which JSON must "
+                                  "escape and the grammar cannot; drop it from the pattern.")
             elif in_class:
                 out.append("\\" + e if e in "]\\-^" else e)
             else:
@@ -206,6 +207,11 @@ def _converter_class() -> Any:
 
     class Converter(SchemaConverter):
         """llama-cpp-python's converter plus integer/number ranges and safe patterns."""
+
+        def _format_literal(self, literal: str) -> str:
+            # The base class escapes quotes and newlines but not backslashes, so the literal of an enum
+            # value with a backslash (its JSON text holds "\\") would match a single backslash.
+            return super()._format_literal(literal.replace("\\", "\\\\"))
 
         def visit(self, schema: Any, name: str) -> str:
             rule_name = name + "-" if name in RESERVED_NAMES else name or "root"

@@ -41,7 +41,7 @@ def classify(df: pd.DataFrame, template: str | None = None, labels: Sequence[str
              prompt_column: str | None = None, method: str = "loglik", model: PathLike | None = None,
              system_prompt: str | None = None, options: GenerationOptions | None = None,
              manager: ModelManager | None = None, checkpoint: PathLike | None = None, progress: bool = True,
-             chunk_size: int = 32, max_parallel: int = 32, variables: Mapping[str, Any] | None = None,
+             chunk_size: int = 64, max_parallel: int = 32, variables: Mapping[str, Any] | None = None,
              **option_values: Any) -> pd.DataFrame:
     """Give each row (a ``{column}`` template or a prompt column) one of ``labels``.
 
@@ -65,6 +65,14 @@ def classify(df: pd.DataFrame, template: str | None = None, labels: Sequence[str
     if options is not None or option_values:
         raise BatchInputError("Generation options do not apply to method='loglik' (nothing is generated); drop "
                               "them, or use method='generate'.")
+    return _by_loglik(df, prompts, labels, template, prompt_column, model, system_prompt, manager, checkpoint,
+                      progress, chunk_size)
+
+
+def _by_loglik(df: pd.DataFrame, prompts: list[str], labels: tuple[str, ...], template: str | None,
+               prompt_column: str | None, model: PathLike | None, system_prompt: str | None,
+               manager: ModelManager, checkpoint: PathLike | None, progress: bool, chunk_size: int) -> pd.DataFrame:
+    """``classify(method="loglik")``: each label scored as the answer, normalised over the labels."""
     columns = ("label",) + tuple(f"p_{label}" for label in labels)
     reserved(df, columns)
     loaded = manager.ensure_loaded(model)
@@ -90,7 +98,7 @@ def classify(df: pd.DataFrame, template: str | None = None, labels: Sequence[str
                   chat=True, system_prompt=system_prompt)
 
     job.run(chunked(sorted_by_length(prompts, job.todo()), chunk_size), work)
-    frame = job.frame(columns, attrs={"kind": "classify", "method": method, "model": loaded.name,
+    frame = job.frame(columns, attrs={"kind": "classify", "method": "loglik", "model": loaded.name,
                                       "labels": list(labels), "scoring": manager.scoring_settings(model),
                                       "elapsed": job.elapsed})
     frame["label"] = pd.array(frame["label"].tolist(), dtype="string")

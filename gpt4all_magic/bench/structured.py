@@ -7,8 +7,10 @@ prompts, greedy, no repeat penalty; how many outputs are identical and how many 
 ``enum``) then parsed; prompt-lookup (n-gram) speculative decoding on and off for the same extraction
 loop (llama-cpp-python's ``LlamaPromptLookupDecoding``); and validity over a dozen schemas, ours
 against the ``response_format`` loop. Each baseline ``Llama`` is loaded the way the engine loads models
-(:func:`~gpt4all_magic.engines.llama.native.without_amx_repack`) and reset before each call, so every
-call evaluates its prompt from scratch as a fresh ``generate`` does.
+(:func:`~gpt4all_magic.engines.llama.native.without_amx_repack`). The extraction loops reset it before
+each call, so every call evaluates its prompt from scratch as ours do and greedy outputs can be
+compared token for token; the classification loop keeps llama-cpp-python's prompt cache (the shared
+head of the prompt is not evaluated again), as a plain loop would.
 """
 
 from __future__ import annotations
@@ -34,11 +36,14 @@ def raw_llama(model: Any, *, draft: Any = None) -> Any:
                                verbose=False)
 
 
-def loop_answers(llm: Any, prompts: Sequence[str], schema: dict[str, Any], max_tokens: int) -> list[tuple[str, str]]:
-    """``(text, finish_reason)`` per prompt from one ``create_chat_completion(response_format=...)`` each."""
+def loop_answers(llm: Any, prompts: Sequence[str], schema: dict[str, Any], max_tokens: int,
+                 reset: bool = True) -> list[tuple[str, str]]:
+    """``(text, finish_reason)`` per prompt from one ``create_chat_completion(response_format=...)`` each
+    (``reset``: from an empty cache each time, else reusing the cached prefix of the previous prompt)."""
     out = []
     for prompt in prompts:
-        llm.reset()
+        if reset:
+            llm.reset()
         reply = llm.create_chat_completion(
             messages=[{"role": "user", "content": prompt}], temperature=0.0, repeat_penalty=1.0,
             max_tokens=max_tokens, response_format={"type": "json_object", "schema": schema})
@@ -105,7 +110,7 @@ def bench_classify(manager: Any, llm: Any, n: int) -> dict[str, Any]:
     rows = tickets(n)
     prompts = [template.format(text=t) for t, _ in rows]
     schema = {"type": "string", "enum": list(LABELS)}
-    t_loop, loop = _timed(lambda: loop_answers(llm, prompts, schema, 8))
+    t_loop, loop = _timed(lambda: loop_answers(llm, prompts, schema, 8, reset=False))
     loop_labels = [json.loads(text) if finish == "stop" else None for text, finish in loop]
     t_ours, frame = _timed(lambda: classify(pd.DataFrame({"text": [t for t, _ in rows]}), template, list(LABELS),
                                             manager=manager, progress=False))

@@ -73,7 +73,7 @@ def run_typed(manager: ModelManager, spec: Any, messages: Sequence[list[Message]
                 # the retry could not run: the first answer stays, marked invalid with its reason
                 outcome = Outcome(waiting[j].text, "interrupted" if outcome.status == "interrupted" else "invalid",
                                   waiting[j].error, retried=True, tokens=waiting[j].tokens)
-            waiting.pop(j)
+            outcome.notices[:0] = waiting.pop(j).notices  # what the first answer's server said stays said
             on_row(j, outcome)
 
         manager.generate_many(again, options, second, model=model, max_parallel=max_parallel, response_format=fmt)

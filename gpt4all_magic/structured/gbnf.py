@@ -211,7 +211,9 @@ def _converter_class() -> Any:
         def _format_literal(self, literal: str) -> str:
             # The base class escapes quotes and newlines but not backslashes, so the literal of an enum
             # value with a backslash (its JSON text holds "\\") would match a single backslash.
-            return super()._format_literal(literal.replace("\\", "\\\\"))
+            escaped = (literal.replace("\\", "\\\\").replace('"', '\\"').replace("\r", "\\r")
+                       .replace("\n", "\\n"))
+            return f'"{escaped}"'
 
         def visit(self, schema: Any, name: str) -> str:
             rule_name = name + "-" if name in RESERVED_NAMES else name or "root"

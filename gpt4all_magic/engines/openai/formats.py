@@ -26,10 +26,10 @@ def format_payload(fmt: ResponseFormat, style: str) -> dict[str, Any]:
 
 def refuses_format(payload: dict[str, Any], exc: Exception) -> bool:
     """True when a 400/422 is the server refusing the ``json_schema`` shape of ``response_format``
-    (llama_cpp.server answers 422 "Input should be 'text' or 'json_object'")."""
+    (llama_cpp.server answers HTTP 500 "Input should be 'text' or 'json_object'")."""
     text = str(getattr(exc, "detail", "")).lower()
     sent = payload.get("response_format") or {}
-    return (sent.get("type") == "json_schema" and getattr(exc, "status", None) in (400, 422)
+    return (sent.get("type") == "json_schema" and getattr(exc, "status", None) in (400, 422, 500)
             and any(word in text for word in ("response_format", "json_schema", "json_object")))
 
 

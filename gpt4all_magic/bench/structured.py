@@ -151,39 +151,66 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=64, help="Tickets to extract from and classify.")
     parser.add_argument("--tokens", type=int, default=96, help="max_tokens of an extraction.")
     parser.add_argument("--threads", type=int, default=None, help="llama.cpp threads (default: physical cores).")
+    parser.add_argument("--only", default="extract,classify,lookup,validity",
+                        help="Comma-separated sections to run (default: all four).")
     args = parser.parse_args(argv)
+    sections = set(args.only.split(","))
     if args.quick:
         args.rows = 6
     from ..manager import ModelManager
-    from .structured_cases import CASES, pydantic_cases
 
     manager = ModelManager(n_ctx=2048, n_threads=args.threads)
     model = manager.load()
     llm = raw_llama(model)
     print(f"model: {model.name}, n_ctx {model.n_ctx}, {model.n_threads} threads; greedy, repeat_penalty 1.0")
     print(f"machine: {_load_note()} (a shared machine makes timings noisy)")
-    e = bench_extract(manager, llm, args.rows, args.tokens)
-    print(f"\nextract, {e['rows']} tickets, 4 fields, max_tokens {args.tokens}")
+    if "extract" in sections:
+        _print_extract(bench_extract(manager, llm, args.rows, args.tokens), args.tokens)
+    if "classify" in sections:
+        _print_classify(bench_classify(manager, llm, args.rows))
+    if "lookup" in sections:
+        _print_lookup(manager, llm, model, args)
+    if "validity" in sections:
+        _print_validity(manager, llm)
+    llm.close()
+    manager.unload()
+    return 0
+
+
+def _print_extract(e: dict[str, Any], tokens: int) -> None:
+    print(f"\nextract, {e['rows']} tickets, 4 fields, max_tokens {tokens}")
     print(f"  llama-cpp-python response_format loop : {e['loop_s']:7.2f} s  {e['rows'] / e['loop_s']:6.2f} rows/s")
     print(f"  g4.extract (batched, grammar per row) : {e['ours_s']:7.2f} s  {e['rows'] / e['ours_s']:6.2f} rows/s")
     print(f"  speed-up                              : {e['loop_s'] / e['ours_s']:7.2f}x (target >= 2x)")
     print(f"  identical greedy outputs              : {e['identical']}/{e['rows']}")
     print(f"  rows that validate                    : ours {e['ours_valid']}/{e['rows']} ({e['retried']} retried), "
           f"loop {e['loop_valid']}/{e['rows']}")
-    c = bench_classify(manager, llm, args.rows)
+
+
+def _print_classify(c: dict[str, Any]) -> None:
     print(f"\nclassify, {c['rows']} tickets x 3 labels")
     print(f"  loop constrained to the labels (enum) : {c['loop_s']:7.2f} s")
     print(f"  g4.classify (log-likelihood)          : {c['ours_s']:7.2f} s")
     print(f"  speed-up                              : {c['loop_s'] / c['ours_s']:7.2f}x (target >= 2x)")
     print(f"  same label as the loop                : {c['agree']}/{c['rows']}; correct: ours {c['ours_acc']}, "
           f"loop {c['loop_acc']} of {c['rows']}")
-    n_lookup = min(args.rows, 16)
-    llm.reset()
-    t_off, off = _timed(lambda: loop_answers(llm, e["prompts"][:n_lookup], _ticket_schema(), args.tokens))
-    p = bench_prompt_lookup(model, e["prompts"][:n_lookup], off, args.tokens, t_off)
+
+
+def _print_lookup(manager: Any, llm: Any, model: Any, args: Any) -> None:
+    from .structured_cases import tickets
+
+    template = "Read this support ticket and fill in the fields.\n\n{text}"
+    prompts = [template.format(text=t) for t, _ in tickets(min(args.rows, 16))]
+    t_off, off = _timed(lambda: loop_answers(llm, prompts, _ticket_schema(), args.tokens))
+    p = bench_prompt_lookup(model, prompts, off, args.tokens, t_off)
     print(f"\nprompt-lookup decoding for the extraction loop ({p['rows']} rows, llama-cpp-python, 10 draft tokens)")
     print(f"  off / on                              : {p['off_s']:7.2f} s / {p['on_s']:7.2f} s = "
           f"{p['off_s'] / p['on_s']:.2f}x; identical outputs {p['identical']}/{p['rows']}")
+
+
+def _print_validity(manager: Any, llm: Any) -> None:
+    from .structured_cases import CASES, pydantic_cases
+
     cases = CASES + pydantic_cases()
     counts = our_validity(manager, cases, 128)
     total = sum(counts.values())
@@ -193,9 +220,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  g4.extract                            : {counts.get('ok', 0)}/{total} validate "
           f"({', '.join(f'{n} {s}' for s, n in sorted(counts.items()) if s != 'ok') or 'no others'})")
     print(f"  llama-cpp-python response_format loop : {loop_ok}/{total} validate")
-    llm.close()
-    manager.unload()
-    return 0
 
 
 def _ticket_schema() -> dict[str, Any]:

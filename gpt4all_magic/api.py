@@ -6,28 +6,72 @@ from __future__ import annotations
 import os
 from typing import Any, Callable
 
-from .engines.base import LoadedModel
-from .errors import InvalidOptionError, ModelNotDownloadedError, NotEnoughMemoryError
+from .engines.base import LoadedModel, Message, ResponseFormat
+from .errors import InvalidOptionError, ModelNotDownloadedError, NotEnoughMemoryError, StructuredOutputError
 from .manager import GenerationResult, ModelManager, get_manager
 from .options import GenerationOptions
 
-__all__ = ["connect", "disconnect", "download", "download_for_load", "generate", "list_models", "load",
-           "model_info", "remove", "status", "unload"]
+__all__ = ["connect", "disconnect", "download", "download_for_load", "generate", "generate_typed", "list_models",
+           "load", "model_info", "remove", "status", "unload"]
 
 
 def generate(prompt: str, *, model: str | os.PathLike[str] | None = None, on_text: Callable[[str], None] | None = None,
              should_stop: Callable[[], bool] | None = None, options: GenerationOptions | None = None,
-             manager: ModelManager | None = None, **option_values: Any) -> GenerationResult:
+             manager: ModelManager | None = None, schema: Any = None, **option_values: Any) -> GenerationResult:
     """Answer ``prompt`` in a fresh single turn (chat template applied); options as keyword arguments.
+
+    With ``schema`` (a pydantic model class, a JSON Schema dict or its JSON text, or a
+    :class:`~.structured.schema.Schema`) the answer is JSON constrained to it and ``result.data`` is the
+    validated value (a pydantic instance, a dict or list, or a label); temp defaults to 0 and
+    repeat_penalty to 1.0 there. An answer that still does not validate after one retry (with the
+    error added to the prompt), or that ``max_tokens`` cut, raises StructuredOutputError (the text kept
+    on its ``result``).
 
     >>> generate("Name a colour.", temp=0, max_tokens=10).text  # doctest: +SKIP
     """
     if not isinstance(prompt, str):
         raise InvalidOptionError(f"prompt must be text, got {type(prompt).__name__}.")
-    options = GenerationOptions.from_mapping(option_values, base=options)
     manager = manager or get_manager()
-    return manager.generate([{"role": "user", "content": prompt}], options, model=model,
-                            on_text=on_text, should_stop=should_stop)
+    messages = [{"role": "user", "content": prompt}]
+    if schema is None:
+        options = GenerationOptions.from_mapping(option_values, base=options)
+        return manager.generate(messages, options, model=model, on_text=on_text, should_stop=should_stop)
+    from .structured.schema import TYPED_DEFAULTS, Schema
+
+    spec = Schema.of(schema)
+    options = GenerationOptions.from_mapping(option_values, base=options or GenerationOptions(**TYPED_DEFAULTS))
+    return generate_typed(manager, messages, spec, options, model=model, on_text=on_text, should_stop=should_stop)
+
+
+def generate_typed(manager: ModelManager, messages: list[Message], spec: Any, options: GenerationOptions, *,
+                   model: str | os.PathLike[str] | None = None, on_text: Callable[[str], None] | None = None,
+                   should_stop: Callable[[], bool] | None = None) -> GenerationResult:
+    """One answer constrained to ``spec`` (a Schema), validated, retried once with the error when invalid."""
+    fmt = ResponseFormat(spec.json_schema, spec.name)
+    manager.check_format(fmt, model)  # an unsupported schema fails here, before any generation
+    options = options.with_seed()
+    result = manager.generate(messages, options, model=model, on_text=on_text, should_stop=should_stop,
+                              response_format=fmt)
+    parsed = spec.parse(result.text, result.finish_reason)
+    if parsed.status == "invalid":
+        first = parsed.error
+        if on_text is not None:
+            on_text("\n")
+        result = manager.generate(spec.retry_messages(messages, result.text, first), options, model=model,
+                                  on_text=on_text, should_stop=should_stop, response_format=fmt)
+        result.notices.insert(0, f"The first answer did not fit the schema ({first}); asked once more with that "
+                                 "error.")
+        parsed = spec.parse(result.text, result.finish_reason)
+    if parsed.status == "truncated":
+        raise StructuredOutputError(
+            f"max_tokens ({options.max_tokens}) cut the answer before its JSON was complete; raise max_tokens "
+            f"(e.g. {options.max_tokens * 2}).", status="truncated", result=result, error=parsed.error)
+    if parsed.status != "ok":
+        raise StructuredOutputError(
+            f"The answer does not fit the schema even after one retry ({parsed.error}); loosen the schema or try a "
+            "larger model.", status="invalid", result=result, error=parsed.error)
+    result.data = parsed.value
+    return result
 
 
 # -- models -------------------------------------------------------------------------------------------

@@ -18,8 +18,10 @@ Map of the hierarchy::
     │   ├── EmptyPromptError
     │   ├── ContextOverflowError    prompt does not fit the context window
     │   ├── ModelBusyError          another caller holds the model
-    │   └── ScoringNotSupportedError
+    │   ├── ScoringNotSupportedError
+    │   └── StructuredOutputError   an answer that does not fit its schema (after one retry), or cut short
     ├── InvalidOptionError          a generation option or setting out of range
+    ├── SchemaError                 a schema that is not valid, or uses what a grammar cannot enforce
     ├── DownloadError
     │   ├── OfflineError            no network / HF_HUB_OFFLINE
     │   ├── RemoteFileNotFoundError wrong repo or filename (lists alternatives)
@@ -65,7 +67,9 @@ __all__ = [
     "RemoteError",
     "RemoteFileNotFoundError",
     "RemoteTimeoutError",
+    "SchemaError",
     "ScoringNotSupportedError",
+    "StructuredOutputError",
 ]
 
 
@@ -150,6 +154,23 @@ class ModelBusyError(GenerationError):
 
 class ScoringNotSupportedError(GenerationError):
     """The backend cannot compute log-likelihoods."""
+
+
+class StructuredOutputError(GenerationError):
+    """A typed answer did not validate (after one retry with the error in the prompt), or ``max_tokens`` cut
+    it before the JSON was complete; ``status`` is ``"invalid"`` or ``"truncated"``, ``result`` keeps the
+    text."""
+
+    def __init__(self, message: str, *, status: str, result: object = None, error: str | None = None):
+        super().__init__(message)
+        self.status = status
+        self.result = result
+        self.error = error
+
+
+class SchemaError(Gpt4AllError, ValueError):
+    """A schema (pydantic model, JSON Schema, labels) that is not valid or uses a feature the grammar
+    cannot enforce; refused before any work."""
 
 
 class InvalidOptionError(Gpt4AllError, ValueError):

@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from .engines.base import (Backend, Embedder, LoadedModel, Message, ModelRef, OnResult, ScoreRequest, ScoreResult,
-                           StreamStats, TokenCount)
+from .engines.base import (Backend, Embedder, LoadedModel, Message, ModelRef, OnResult, ResponseFormat,
+                           ScoreRequest, ScoreResult, StreamStats, TokenCount)
 from .errors import EmptyPromptError, GenerationInterrupted, Gpt4AllError, ModelBusyError
 from .models import catalog
 from .models.resolve import resolve, resolve_served
@@ -195,10 +195,12 @@ class ModelManager:
     # -- generation ------------------------------------------------------------------------------
     def generate(self, messages: Sequence[Message], options: GenerationOptions | None = None, *,
                  model: str | os.PathLike[str] | None = None, on_text: Callable[[str], None] | None = None,
-                 should_stop: Callable[[], bool] | None = None, reuse_cache: bool = False) -> GenerationResult:
+                 should_stop: Callable[[], bool] | None = None, reuse_cache: bool = False,
+                 response_format: ResponseFormat | None = None) -> GenerationResult:
         """Stream an answer to ``messages``; Ctrl-C raises GenerationInterrupted carrying the partial result.
 
-        ``reuse_cache`` (used by conversations) keeps the evaluated prefix of the previous call.
+        ``reuse_cache`` (used by conversations) keeps the evaluated prefix of the previous call;
+        ``response_format`` constrains the answer to JSON following a schema (the caller validates it).
         """
         options = (options or GenerationOptions()).with_seed()
         if not messages or not any(m["content"].strip() for m in messages if m["role"] == "user"):
@@ -213,7 +215,7 @@ class ModelManager:
             pieces: list[str] = []
             interrupted = False
             stream = loaded.stream_chat(messages, options, stats, should_stop or (lambda: False),
-                                        reuse_cache=reuse_cache)
+                                        reuse_cache=reuse_cache, response_format=response_format)
             try:
                 for piece in stream:
                     pieces.append(piece)
@@ -253,6 +255,7 @@ class ModelManager:
     def generate_many(self, prompts: Sequence[Sequence[Message]], options: GenerationOptions,
                       on_result: OnResult | None = None, *, model: str | os.PathLike[str] | None = None,
                       should_stop: Callable[[], bool] = lambda: False, max_parallel: int | None = None,
+                      response_format: ResponseFormat | None = None,
                       ) -> list[tuple[str, StreamStats, Exception | None]]:
         """Answer each message list on its own, as many together as the engine can; ``(text, stats, error)``
         per prompt in input order, ``on_result`` as each finishes (see :meth:`LoadedModel.generate_many`).
@@ -270,10 +273,15 @@ class ModelManager:
             loaded = self.ensure_loaded(model)
             try:
                 return loaded.generate_many(prompts, options, report, should_stop=should_stop,
-                                            max_parallel=max_parallel)
+                                            max_parallel=max_parallel, response_format=response_format)
             finally:
                 self.totals.add(done.prompt_tokens, done.completion_tokens, time.perf_counter() - started,
                                 generations=done.generations)
+
+    def check_format(self, response_format: ResponseFormat, model: str | os.PathLike[str] | None = None) -> None:
+        """Raise SchemaError now (before any work) if the model's engine cannot enforce ``response_format``."""
+        with self.acquire("checking a schema"):
+            self.ensure_loaded(model).check_format(response_format)
 
     # -- scoring and counting ----------------------------------------------------------------------
     def score(self, requests: Sequence[ScoreRequest], *, chat: bool = False, system_prompt: str | None = None,

@@ -26,6 +26,7 @@ class GenerationResult:
     finish_reason: str  # "stop", "length", "stopped" (Stop button), "interrupted" (Ctrl-C), "error"
     notices: list[str] = field(default_factory=list)
     messages: list[Message] = field(default_factory=list)
+    data: Any = None  # with a schema: the validated answer (a pydantic instance, dict, list or label)
 
     def __str__(self) -> str:
         return self.text

@@ -6,7 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from .choose import choose
+from .classify import classify
 from .curate import curate
+from .extract import extract
 from .generate import generate_rows
 from .score import perplexity, score
 
@@ -14,7 +16,8 @@ __all__ = ["Gpt4AllAccessor", "register_accessor"]
 
 
 class Gpt4AllAccessor:
-    """``df.gpt4all.generate(...)``, ``.score(...)``, ``.perplexity(...)``, ``.choose(...)``, ``.curate(...)``."""
+    """``df.gpt4all.generate(...)``, ``.extract(...)``, ``.classify(...)``, ``.score(...)``, ``.perplexity(...)``,
+    ``.choose(...)``, ``.curate(...)``."""
 
     def __init__(self, df: Any):
         self._df = df
@@ -22,6 +25,14 @@ class Gpt4AllAccessor:
     def generate(self, template: str | None = None, **kwargs: Any) -> Any:
         """:func:`~.generate.generate_rows` on this frame."""
         return generate_rows(self._df, template, **kwargs)
+
+    def extract(self, template: str | None = None, schema: Any = None, **kwargs: Any) -> Any:
+        """:func:`~.extract.extract` on this frame."""
+        return extract(self._df, template, schema, **kwargs)
+
+    def classify(self, template: str | None = None, labels: Any = None, **kwargs: Any) -> Any:
+        """:func:`~.classify.classify` on this frame."""
+        return classify(self._df, template, labels, **kwargs)
 
     def score(self, context: str = "prompt", continuation: str = "response", **kwargs: Any) -> Any:
         """:func:`~.score.score` on this frame."""

@@ -23,7 +23,7 @@ from ..prompts import fields, fill
 from ._job import (Job, PathLike, check_columns, check_frame, chunked, peek_checkpoint, reserved, row_key,
                    sorted_by_length, text_cells)
 
-__all__ = ["GENERATE_COLUMNS", "generate_rows", "render_template"]
+__all__ = ["GENERATE_COLUMNS", "generate_rows", "render_template", "row_prompts"]
 
 GENERATE_COLUMNS = ("prompt_tokens", "completion_tokens", "tokens_per_second", "finish_reason")
 
@@ -59,8 +59,9 @@ def render_template(df: pd.DataFrame, template: str, variables: Mapping[str, Any
             for i in range(len(df))]
 
 
-def _prompts(df: pd.DataFrame, template: str | None, prompt_column: str | None,
-             variables: Mapping[str, Any] | None = None) -> list[str]:
+def row_prompts(df: pd.DataFrame, template: str | None, prompt_column: str | None,
+                variables: Mapping[str, Any] | None = None) -> list[str]:
+    """One prompt per row: the template filled from the row, or the prompt column's text."""
     if template is not None and prompt_column is not None:
         raise BatchInputError("Pass either a template or prompt_column, not both.")
     if template is None:
@@ -95,7 +96,7 @@ def generate_rows(df: pd.DataFrame, template: str | None = None, *, prompt_colum
     for name, value in (("max_parallel", max_parallel), ("chunk_size", chunk_size)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise BatchInputError(f"{name} must be a whole number >= 1, got {value!r}.")
-    prompts = _prompts(df, template, prompt_column, variables)
+    prompts = row_prompts(df, template, prompt_column, variables)
     result_columns = (output_column,) + GENERATE_COLUMNS
     reserved(df, result_columns)
     opts = GenerationOptions.from_mapping(option_values, base=options)

@@ -16,8 +16,8 @@ from typing import Any, Callable, Iterator, Sequence
 from ..options import GenerationOptions
 from ..text import tokens_per_second
 
-__all__ = ["POOLINGS", "Backend", "Embedder", "no_pooling", "LoadedModel", "Message", "ModelRef", "OnResult", "ScoreRequest",
-           "ScoreResult", "Served", "StreamStats", "TokenCount"]
+__all__ = ["POOLINGS", "Backend", "Embedder", "LoadedModel", "Message", "ModelRef", "OnResult", "ResponseFormat",
+           "ScoreRequest", "ScoreResult", "Served", "StreamStats", "TokenCount"]
 
 Message = dict  # {"role": "system" | "user" | "assistant", "content": str}
 
@@ -79,6 +79,16 @@ class TokenCount:
         return f"{self.tokens} tokens" if self.exact else f"≈{self.tokens} tokens"
 
 
+@dataclass(frozen=True, eq=False)
+class ResponseFormat:
+    """An answer must be JSON that follows ``schema`` (a JSON Schema dict). Engines enforce it as they can
+    (llama.cpp: a grammar in each row's sampler chain; a server: ``response_format``); the caller
+    validates what comes back."""
+
+    schema: dict[str, Any]
+    name: str = "answer"
+
+
 @dataclass(frozen=True)
 class ScoreRequest:
     """Log-likelihood of ``continuation`` given ``context`` (both raw text, no chat template)."""
@@ -107,12 +117,17 @@ class LoadedModel(abc.ABC):
 
     @abc.abstractmethod
     def stream_chat(self, messages: Sequence[Message], options: GenerationOptions, stats: StreamStats,
-                    should_stop: Callable[[], bool], *, reuse_cache: bool = False) -> Iterator[str]:
+                    should_stop: Callable[[], bool], *, reuse_cache: bool = False,
+                    response_format: ResponseFormat | None = None) -> Iterator[str]:
         """Yield the answer to ``messages`` piece by piece; raise ContextOverflowError before yielding.
 
         ``reuse_cache`` lets the engine keep an evaluated prompt prefix (faster for a growing chat);
         without it the prompt is evaluated from scratch, so the same call gives the same answer.
+        ``response_format`` constrains the answer to JSON following a schema.
         """
+
+    def check_format(self, response_format: ResponseFormat) -> None:
+        """Raise SchemaError (before any work) for a format this engine cannot enforce."""
 
     @abc.abstractmethod
     def count_tokens(self, messages: Sequence[Message]) -> int:
@@ -147,6 +162,7 @@ class LoadedModel(abc.ABC):
     def generate_many(self, prompts: Sequence[Sequence[Message]], options: GenerationOptions,
                       on_result: OnResult | None = None, *,
                       should_stop: Callable[[], bool] = lambda: False, max_parallel: int | None = None,
+                      response_format: ResponseFormat | None = None,
                       ) -> list[tuple[str, StreamStats, Exception | None]]:
         """Answer each message list on its own; ``(text, stats, error)`` per prompt, in input order.
 
@@ -166,7 +182,7 @@ class LoadedModel(abc.ABC):
             pieces: list[str] = []
             error: Exception | None = None
             try:
-                stream = self.stream_chat(messages, options, stats, should_stop)
+                stream = self.stream_chat(messages, options, stats, should_stop, response_format=response_format)
                 try:
                     for piece in stream:
                         pieces.append(piece)

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from ..errors import ContextOverflowError
 from ..options import GenerationOptions
-from .base import Backend, Embedder, LoadedModel, Message, ModelRef, StreamStats
+from .base import Backend, Embedder, LoadedModel, Message, ModelRef, ResponseFormat, StreamStats
 
 __all__ = ["FakeBackend", "FakeEmbedder", "FakeModel"]
 
@@ -34,6 +34,7 @@ class FakeBackend(Backend):
         self.replies: collections.deque[list[str | BaseException]] = collections.deque()
         self.loads: list[ModelRef] = []
         self.calls: list[list[Message]] = []
+        self.formats: list[ResponseFormat | None] = []  # the response_format of each call, in order
         self.active = 0  # generations running right now (to prove serialization)
         self.max_active = 0
         self._lock = threading.Lock()
@@ -64,7 +65,9 @@ class FakeModel(LoadedModel):
         return sum(len(m["content"].split()) + 2 for m in messages)
 
     def stream_chat(self, messages: Sequence[Message], options: GenerationOptions, stats: StreamStats,
-                    should_stop: Callable[[], bool], *, reuse_cache: bool = False) -> Iterator[str]:
+                    should_stop: Callable[[], bool], *, reuse_cache: bool = False,
+                    response_format: ResponseFormat | None = None) -> Iterator[str]:
+        """Enqueued tokens (a format is recorded, not enforced: tests script valid and invalid answers)."""
         n_prompt = self.count_tokens(messages)
         stats.prompt_tokens = n_prompt
         if n_prompt >= self.n_ctx:
@@ -72,6 +75,7 @@ class FakeModel(LoadedModel):
                 f"The prompt is {n_prompt} tokens but the context window is {self.n_ctx}.",
                 prompt_tokens=n_prompt, n_ctx=self.n_ctx)
         self.backend.calls.append([dict(m) for m in messages])
+        self.backend.formats.append(response_format)
         if self.backend.replies:
             tokens = self.backend.replies.popleft()
         else:

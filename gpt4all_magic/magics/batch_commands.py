@@ -14,7 +14,7 @@ from ..prompts import Filled, fill
 from . import core
 from ._base import Parser, arg, subcommand, usage_errors
 
-__all__ = ["df_cell"]
+__all__ = ["df_cell", "frame_and_template", "report_rows"]
 
 
 def _add_flags(p: Parser) -> None:
@@ -28,13 +28,10 @@ def _add_flags(p: Parser) -> None:
                        help="With --df: rows generated together (default: 32).")
 
 
-def df_cell(magics: Any, args: argparse.Namespace, cell: str) -> Any:
-    """Handle ``%%gpt4all --df NAME``; None when the flag is absent (the normal cell runs)."""
-    name = getattr(args, "df", None)
-    if not name:
-        if getattr(args, "checkpoint", None):
-            raise UsageError("--checkpoint only applies with --df NAME.")
-        return None
+def frame_and_template(magics: Any, args: argparse.Namespace, cell: str) -> tuple[Any, str, dict[str, Any]]:
+    """For ``--df NAME``: the DataFrame, the cell as its row template, and the notebook's namespace; flags
+    that cannot go with --df and a missing or wrong variable are refused in one line."""
+    name = args.df
     if args.chat:
         raise UsageError("--chat continues one conversation; it cannot be combined with --df (each row is a "
                          "fresh turn).")
@@ -42,7 +39,6 @@ def df_cell(magics: Any, args: argparse.Namespace, cell: str) -> Any:
         raise UsageError("-f code puts one answer into a new cell; it cannot be combined with --df.")
     if args.parallel < 1:
         raise UsageError(f"--parallel must be at least 1, got {args.parallel}.")
-    out = magics.check_variable(args.out)
     ns = magics.shell.user_ns if magics.shell is not None else {}
     if name not in ns:
         raise UsageError(f"No variable named '{name}'; create the DataFrame first, e.g. {name} = pd.DataFrame(...).")
@@ -59,6 +55,18 @@ def df_cell(magics: Any, args: argparse.Namespace, cell: str) -> Any:
     in_code = fill(template, collections.ChainMap(dict.fromkeys(map(str, df.columns), ""), ns)).in_code
     for note in Filled("", [], in_code).notes():
         print(f"note: {note}", file=sys.stderr)
+    return df, template, ns
+
+
+def df_cell(magics: Any, args: argparse.Namespace, cell: str) -> Any:
+    """Handle ``%%gpt4all --df NAME``; None when the flag is absent (the normal cell runs)."""
+    name = getattr(args, "df", None)
+    if not name:
+        if getattr(args, "checkpoint", None):
+            raise UsageError("--checkpoint only applies with --df NAME.")
+        return None
+    df, template, ns = frame_and_template(magics, args, cell)
+    out = magics.check_variable(args.out)
     from ..batch.generate import generate_rows
 
     with usage_errors():
@@ -66,6 +74,14 @@ def df_cell(magics: Any, args: argparse.Namespace, cell: str) -> Any:
         result = generate_rows(df, template, variables=ns, model=args.model, options=options,
                                      manager=magics.manager, checkpoint=args.checkpoint, max_parallel=args.parallel,
                                      progress=True)
+    report_rows(magics, result)
+    if out:
+        magics.shell.user_ns[out] = result
+    return result
+
+
+def report_rows(magics: Any, result: Any) -> None:
+    """Say how many rows are not ``ok`` (and why), then the status line of a batch result."""
     ok = int((result["status"] == "ok").sum())
     if ok < len(result):
         counts = result["status"].value_counts().to_dict()
@@ -74,11 +90,9 @@ def df_cell(magics: Any, args: argparse.Namespace, cell: str) -> Any:
     if magics.show_status:
         tokens = result.attrs.get("tokens", 0)
         rate = f" · {result.attrs['tokens_per_second']:.1f} tok/s" if tokens else ""
-        print(f"{result.attrs.get('model')} · {ok}/{len(result)} rows · {tokens} tokens{rate} · "
-              f"seed {result.attrs['options'].get('seed')}")
-    if out:
-        magics.shell.user_ns[out] = result
-    return result
+        seed = result.attrs.get("options", {}).get("seed")
+        print(f"{result.attrs.get('model')} · {ok}/{len(result)} rows" + (f" · {tokens} tokens{rate}" if tokens else "")
+              + (f" · seed {seed}" if seed is not None else ""))
 
 
 @subcommand("eval", "Zero-shot multiple-choice accuracy (lm-evaluation-harness formats) on task samples.",

@@ -144,12 +144,7 @@ class Gpt4AllMagics(Magics):
     def answer(self, cell: str, args: argparse.Namespace) -> str:
         """Run one prompt for ``%%gpt4all`` and present it."""
         out = self.check_variable(args.out)
-        filled = fill(cell, self.shell.user_ns if self.shell else {})
-        prompt = filled.text.lstrip("\r\n").rstrip()  # the cell's trailing newline is not part of the prompt
-        if not prompt:
-            raise UsageError("The cell is empty: write a prompt below %%gpt4all.")
-        for note in filled.notes():
-            print(f"note: {note}", file=sys.stderr)
+        prompt = self.cell_prompt(cell)
         with usage_errors():
             options = self.cell_options(args)
             fmt = args.format or self.output_format
@@ -161,10 +156,21 @@ class Gpt4AllMagics(Magics):
             self.shell.set_next_input(extract_code(text), replace=False)
         return self.quiet(text)
 
-    def cell_options(self, args: argparse.Namespace) -> GenerationOptions:
+    def cell_prompt(self, cell: str) -> str:
+        """The cell's text with ``{name}`` filled from the notebook (notes printed); UsageError if empty."""
+        filled = fill(cell, self.shell.user_ns if self.shell else {})
+        prompt = filled.text.lstrip("\r\n").rstrip()  # the cell's trailing newline is not part of the prompt
+        if not prompt:
+            raise UsageError("The cell is empty: write a prompt below %%gpt4all.")
+        for note in filled.notes():
+            print(f"note: {note}", file=sys.stderr)
+        return prompt
+
+    def cell_options(self, args: argparse.Namespace, base: GenerationOptions | None = None) -> GenerationOptions:
+        """The cell's generation options: its flags over ``base`` (default: the kernel's defaults)."""
         values = {spec.name: getattr(args, spec.name) for spec in option_specs()
                   if getattr(args, spec.name, None) is not None}
-        return GenerationOptions.from_mapping(values, base=self.default_options)
+        return GenerationOptions.from_mapping(values, base=base or self.default_options)
 
     def _ask(self, prompt: str, args: argparse.Namespace, options: GenerationOptions,
              on_text: Callable[[str], None]) -> GenerationResult:
@@ -175,8 +181,10 @@ class Gpt4AllMagics(Magics):
             return session.send(prompt, on_text=on_text, options=options)
         return generate(prompt, model=args.model, options=options, on_text=on_text, manager=self.manager)
 
-    def stream(self, run: Callable[[Callable[[str], None]], GenerationResult], fmt: str) -> GenerationResult:
-        """Show a generation as it streams; on Ctrl-C keep and show the partial answer."""
+    def stream(self, run: Callable[[Callable[[str], None]], GenerationResult], fmt: str,
+               shown: Callable[[GenerationResult], str] | None = None) -> GenerationResult:
+        """Show a generation as it streams; on Ctrl-C keep and show the partial answer. ``shown`` gives
+        the final form of a finished answer (default: its text)."""
         display = StreamDisplay(rich=self._rich(), output_format=fmt, interval=self.update_interval)
         display.start()
         interrupted = False
@@ -190,7 +198,7 @@ class Gpt4AllMagics(Magics):
                 display.finish(partial.text)
                 print(partial.status_line())
             raise
-        display.finish(result.text)
+        display.finish(shown(result) if shown is not None and not interrupted else result.text)
         for notice in result.notices:
             print(f"note: {notice}", file=sys.stderr)
         if self.show_status or interrupted:
@@ -207,15 +215,16 @@ class Gpt4AllMagics(Magics):
             raise UsageError(f"-o needs a Python variable name, got {name!r}; e.g. -o answer.")
         return name
 
-    def quiet(self, text: str) -> str:
-        """Return ``text`` as the cell's value without echoing it again below the rendered answer."""
+    def quiet(self, value: Any) -> Any:
+        """Return ``value`` (the answer) as the cell's value without echoing it again below the answer shown."""
         if self.shell is not None:
             formatter = self.shell.display_formatter.ipython_display_formatter
             # A terminal has already written "Out[n]: " by the time this runs; finish that line.
-            note = None if self._rich() else f"<str of {len(text)} characters: the answer above>"
-            formatter.singleton_printers[id(text)] = lambda obj: note and print(note)
-            self._quiet_ids.append(id(text))
-        return text
+            what = f"str of {len(value)} characters" if isinstance(value, str) else type(value).__name__
+            note = None if self._rich() else f"<{what}: the answer above>"
+            formatter.singleton_printers[id(value)] = lambda obj: note and print(note)
+            self._quiet_ids.append(id(value))
+        return value
 
     def post_run_cell(self, *args: Any) -> None:
         """Forget the values silenced by :meth:`quiet` (their ids may be reused)."""

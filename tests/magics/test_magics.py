@@ -358,7 +358,8 @@ def test_import_and_load_ext_stay_light():
     code = ("import sys, time; t = time.perf_counter(); import gpt4all_magic; "
             "from IPython.core.interactiveshell import InteractiveShell; sh = InteractiveShell.instance(); "
             "sh.run_line_magic('load_ext', 'gpt4all_magic'); "
-            "heavy = [m for m in ('llama_cpp', 'pandas', 'huggingface_hub', 'ipywidgets', 'numpy') if m in sys.modules]; "
+            "heavy = [m for m in ('llama_cpp', 'pandas', 'huggingface_hub', 'ipywidgets', 'numpy', 'pydantic', "
+            "'jsonschema') if m in sys.modules]; "
             "print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -12,13 +12,14 @@ from typing import Any, Callable, Iterator, Sequence
 from ...errors import GenerationError, ModelLoadError
 from ...options import GenerationOptions
 from ...text import StopScanner
-from ..base import (Backend, Embedder, LoadedModel, Message, ModelRef, OnResult, ScoreRequest, ScoreResult,
-                    StreamStats, TokenCount)
+from ..base import (Backend, Embedder, LoadedModel, Message, ModelRef, OnResult, ResponseFormat, ScoreRequest,
+                    ScoreResult, StreamStats, TokenCount)
 from .batchctx import BatchContexts
 from .embed import load_embedder
 from .multiseq import generate_many
 from .native import (FALLBACK_TEMPLATE, clear_native_log, context_overflow, deferred_interrupt, import_llama_cpp,
                      native_log_tail, without_amx_repack)
+from .sampling import GrammarSampler, check_grammar
 from .scoring import score_chat_requests, score_requests
 
 __all__ = ["LlamaCppBackend", "LlamaCppModel"]
@@ -72,6 +73,7 @@ class LlamaCppModel(LoadedModel):
         self.is_eog = self._eog_checker()
         self._formatter = self._make_formatter()
         self.batch_contexts = BatchContexts()  # the scoring context, made on first use
+        self._grammars: dict[str, str] = {}  # JSON Schema text -> GBNF that llama.cpp has parsed
 
     # -- chat template ---------------------------------------------------------------------------
     def _make_formatter(self) -> Any:
@@ -129,13 +131,33 @@ class LlamaCppModel(LoadedModel):
         return piece
 
     def stream_chat(self, messages: Sequence[Message], options: GenerationOptions, stats: StreamStats,
-                    should_stop: Callable[[], bool], *, reuse_cache: bool = False) -> Iterator[str]:
+                    should_stop: Callable[[], bool], *, reuse_cache: bool = False,
+                    response_format: ResponseFormat | None = None) -> Iterator[str]:
+        grammar = self.grammar(response_format) if response_format is not None else None
         prompt = self.tokenize(self.render(messages))
-        return self.stream_tokens(prompt, options, stats, should_stop, reuse_cache=reuse_cache)
+        return self.stream_tokens(prompt, options, stats, should_stop, reuse_cache=reuse_cache, grammar=grammar)
+
+    # -- grammars ----------------------------------------------------------------------------------
+    def grammar(self, response_format: ResponseFormat) -> str:
+        """The GBNF of a response format's schema (made once per schema, checked by llama.cpp's parser)."""
+        from ...structured.gbnf import describe, schema_to_gbnf
+
+        key = describe(response_format.schema)
+        text = self._grammars.get(key)
+        if text is None:
+            text = schema_to_gbnf(response_format.schema)
+            check_grammar(self, text)
+            self._grammars[key] = text
+        return text
+
+    def check_format(self, response_format: ResponseFormat) -> None:
+        self.grammar(response_format)
 
     def stream_tokens(self, prompt: list[int], options: GenerationOptions, stats: StreamStats,
-                      should_stop: Callable[[], bool], *, reuse_cache: bool = False) -> Iterator[str]:
-        """Check the context window now, then return the generator that streams the answer."""
+                      should_stop: Callable[[], bool], *, reuse_cache: bool = False,
+                      grammar: str | None = None) -> Iterator[str]:
+        """Check the context window now, then return the generator that streams the answer (constrained
+        by ``grammar``, GBNF, when given)."""
         n_prompt = len(prompt)
         stats.prompt_tokens = n_prompt
         room = self.n_ctx - n_prompt
@@ -147,22 +169,42 @@ class LlamaCppModel(LoadedModel):
                 f"max_tokens lowered from {max_tokens} to {room}: the prompt ({n_prompt:,} tokens) "
                 f"leaves only that much of the {self.n_ctx:,}-token context window.")
             max_tokens = room
-        if not reuse_cache:
+        if not reuse_cache or grammar is not None:
             # A prompt evaluated in one batch and a cached prefix plus a short batch give slightly
             # different logits, so greedy answers could differ between two identical calls.
             self.llm.reset()
-        return self._generate(prompt, options, max_tokens, stats, should_stop)
+        return self._generate(prompt, options, max_tokens, stats, should_stop, grammar)
+
+    def _constrained(self, prompt: list[int], options: GenerationOptions, grammar: str) -> Iterator[int]:
+        """Tokens sampled with the grammar (:class:`~.sampling.GrammarSampler`, as batch rows are), on the
+        main context evaluated as ``Llama.generate`` evaluates it: the prompt, then one token at a time."""
+        llm = self.llm
+        sampler = GrammarSampler(self, options, options.seed if options.seed is not None else 0xFFFFFFFF, grammar)
+        try:
+            llm.eval(prompt)
+            while True:
+                token = sampler.sample(llm._ctx.ctx, -1)
+                if token is None:  # the grammar allows nothing more
+                    return
+                yield token
+                llm.eval([token])
+        finally:
+            sampler.close()
 
     def _generate(self, prompt: list[int], options: GenerationOptions, max_tokens: int,
-                  stats: StreamStats, should_stop: Callable[[], bool]) -> Iterator[str]:
+                  stats: StreamStats, should_stop: Callable[[], bool], grammar: str | None = None) -> Iterator[str]:
         llm = self.llm
         llm.set_seed(options.seed if options.seed is not None else 0xFFFFFFFF)
         llm.last_n_tokens_size = options.repeat_last_n
         scanner = StopScanner(options.stop, binary=True)
         n = 0
-        tokens = llm.generate(prompt, top_k=options.top_k, top_p=options.top_p, min_p=options.min_p,
-                              typical_p=1.0, temp=options.temp, repeat_penalty=options.repeat_penalty)
-        stats.finish_reason = "length"
+        if grammar is not None:
+            tokens = self._constrained(prompt, options, grammar)
+            stats.finish_reason = "stop"  # unless max_tokens or a stop ends it first (set below)
+        else:
+            tokens = llm.generate(prompt, top_k=options.top_k, top_p=options.top_p, min_p=options.min_p,
+                                  typical_p=1.0, temp=options.temp, repeat_penalty=options.repeat_penalty)
+            stats.finish_reason = "length"
         try:
             for token in tokens:
                 stats.token_sampled()
@@ -178,6 +220,7 @@ class LlamaCppModel(LoadedModel):
                     stats.finish_reason = "stop"
                     break
                 if n >= max_tokens:
+                    stats.finish_reason = "length"
                     break
                 if should_stop():
                     stats.finish_reason = "stopped"
@@ -205,9 +248,11 @@ class LlamaCppModel(LoadedModel):
     def generate_many(self, prompts: Sequence[Sequence[Message]], options: GenerationOptions,
                       on_result: OnResult | None = None, *,
                       should_stop: Callable[[], bool] = lambda: False, max_parallel: int | None = None,
+                      response_format: ResponseFormat | None = None,
                       ) -> list[tuple[str, StreamStats, Exception | None]]:
         """Answer many message lists, one token of every running row per llama.cpp decode (see
         :mod:`.multiseq`); greedy rows give the same text as :meth:`stream_chat`."""
+        grammar = self.grammar(response_format) if response_format is not None else None
         results: list[tuple[str, StreamStats, Exception | None]] = [("", StreamStats(), None) for _ in prompts]
 
         def report(i: int, text: str, stats: StreamStats, error: Exception | None) -> None:
@@ -224,7 +269,7 @@ class LlamaCppModel(LoadedModel):
             except GenerationError as exc:
                 report(i, "", StreamStats(finish_reason="error"), exc)
         generate_many(self, tokens, options, lambda j, *rest: report(runnable[j], *rest),
-                      should_stop=should_stop, max_parallel=max_parallel or 32)
+                      should_stop=should_stop, max_parallel=max_parallel or 32, grammar=grammar)
         return results
 
     def scoring_settings(self) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from ...text import StopScanner
 from ..base import OnResult, StreamStats
 from .batchctx import MAX_SEQ, BatchContext, generation_context, kv_bytes_per_cell, pad_cells
 from .native import context_overflow
+from .sampling import row_sampler
 
 __all__ = ["generate_many"]
 
@@ -36,28 +37,9 @@ class _Row:
     stats: StreamStats = field(default_factory=StreamStats)
 
 
-def _sampler(model: Any, options: GenerationOptions, seed: int) -> Any:
-    """The sampler chain ``Llama.generate`` builds, so a batch row samples like a single call."""
-    from llama_cpp import _internals
-
-    s = _internals.LlamaSampler()
-    s.add_penalties(n_vocab=model.llm.n_vocab(), penalty_last_n=options.repeat_last_n,
-                    penalty_repeat=options.repeat_penalty, penalty_freq=0.0, penalty_present=0.0)
-    if options.temp == 0.0:
-        s.add_greedy()
-    else:
-        s.add_top_k(options.top_k)
-        s.add_typical(1.0, 1)
-        s.add_top_p(options.top_p, 1)
-        s.add_min_p(options.min_p, 1)
-        s.add_temp(options.temp)
-        s.add_dist(seed)
-    return s
-
-
 def generate_many(model: Any, prompts: Sequence[list[int]], options: GenerationOptions, on_result: OnResult, *,
                   should_stop: Callable[[], bool] = lambda: False, max_parallel: int = 32,
-                  memory_budget: int | None = None) -> None:
+                  memory_budget: int | None = None, grammar: str | None = None) -> None:
     """Generate an answer for each prompt (token lists), one token of every running row per decode.
 
     ``on_result(i, text, stats, error)`` is called as each row finishes (completion order). A
@@ -66,11 +48,12 @@ def generate_many(model: Any, prompts: Sequence[list[int]], options: GenerationO
     ``finish_reason="interrupted"`` and their partial text, then KeyboardInterrupt propagates; when
     ``should_stop()`` turns true they are reported as ``"stopped"`` and the rest is not started.
     The prompts' common prefix (chat template, system prompt) is evaluated once and copied into
-    each row's KV stream, which gives the same numbers as evaluating the whole prompt.
+    each row's KV stream, which gives the same numbers as evaluating the whole prompt. With ``grammar``
+    (GBNF) each row's sampler chain holds it (:class:`~.sampling.GrammarSampler`), as a single call's does.
     """
     rows = _rows(model, prompts, options, on_result)
     if rows:
-        _Batch(model, rows, options, on_result, max_parallel, memory_budget).run(should_stop)
+        _Batch(model, rows, options, on_result, max_parallel, memory_budget, grammar).run(should_stop)
 
 
 def _rows(model: Any, prompts: Sequence[list[int]], options: GenerationOptions, on_result: OnResult) -> list[_Row]:
@@ -97,8 +80,8 @@ class _Batch:
     prefilled, then decodes one token per step with the others until it finishes."""
 
     def __init__(self, model: Any, rows: list[_Row], options: GenerationOptions, on_result: OnResult,
-                 max_parallel: int, memory_budget: int | None):
-        self.model, self.options, self.on_result = model, options, on_result
+                 max_parallel: int, memory_budget: int | None, grammar: str | None = None):
+        self.model, self.options, self.on_result, self.grammar = model, options, on_result, grammar
         self.seed = options.seed if options.seed is not None else 0xFFFFFFFF
         self.prefix = 0
         if len(rows) > 1 and max(len(r.prompt) for r in rows) <= model.llm.n_batch:
@@ -144,7 +127,7 @@ class _Batch:
         while self.pending and self.free_seqs:
             row = self.pending.popleft()
             row.seq = self.free_seqs.pop()
-            row.sampler = _sampler(self.model, self.options, self.seed)
+            row.sampler = row_sampler(self.model, self.options, self.seed, self.grammar)
             self.active.append(row)
             if self.prefix:
                 self.ctx.seq_cp(self.spare, row.seq)  # copies the cells into the row's own stream
@@ -163,7 +146,11 @@ class _Batch:
             self._sample(row, index)
 
     def _sample(self, row: _Row, index: int) -> None:
-        token = self.ctx._lc.llama_sampler_sample(row.sampler.sampler, self.ctx.ctx, index)
+        token = row.sampler.sample(self.ctx.ctx, index)
+        if token is None:  # the grammar allows nothing more: end the row, its text is checked later
+            row.stats.finish_reason = "stop"
+            self._finish(row)
+            return
         row.stats.token_sampled()
         if _accept(row, token, self.model.is_eog, self.model.piece):
             self._finish(row)

@@ -5,12 +5,13 @@ whitespace moves to the continuation, the continuation's tokens are
 ``tok(context + continuation)[len(tok(context)):]``, the model reads context tokens + those tokens, and
 an empty context becomes the BOS token (EOS when the vocabulary has none).
 
-:func:`score_tokens` (the fast path, llama.cpp's own ``hellaswag_score`` scheme) sorts requests by
-their tokens, puts requests that share a prefix (a question's choices share its context) into one
-group, writes the shared tokens into the batch once, tagged with every member's sequence id, and each
-member's own tokens on its own id; logits are asked only where a continuation token is predicted, and
-several groups share each ``llama_decode``. :func:`score_tokens_naive` evaluates each request alone
-from an empty cache with logits for every token: the reference the fast path is tested against and
+:func:`score_tokens` (the fast path, llama.cpp's own ``hellaswag_score`` scheme grown into a trie) sorts
+requests by their tokens and evaluates consecutive ones as one group: each position is written into
+the batch once, tagged with the sequence ids of every member whose tokens agree up to there (a
+question's choices share its context; rows made from one template share its head, and the labels
+of a row share the row), and logits are asked only where a continuation token is predicted; several
+groups share each ``llama_decode``. :func:`score_tokens_naive` evaluates each request alone from an
+empty cache with logits for every token: the reference the fast path is tested against and
 the baseline of ``python -m gpt4all_magic.bench.batch``. Both run flash attention in micro-batches of
 at most ``SCORING_UBATCH`` tokens, where ggml computes each query row on its own, so the two agree to
 ~1e-7 nats (float rounding of the log-softmax) and pick the same answers. Other kernels give other
@@ -167,11 +168,14 @@ class _Req:
 
 @dataclass
 class _Group:
+    """Requests sorted by their tokens, evaluated as a trie: ``links[i]`` is how many positions member ``i``
+    shares with member ``i - 1`` (0 for the first); those cells are written once for both."""
+
     members: list[_Req]
-    shared: int  # positions 0..shared-1 are common to every member
+    links: list[int]
 
     def cells(self) -> int:
-        return self.shared + sum(max(0, r.last_eval + 1 - self.shared) for r in self.members)
+        return sum(r.last_eval + 1 - link for r, link in zip(self.members, self.links))
 
 
 def _lcp(a: list[int], b: list[int], limit: int) -> int:
@@ -182,24 +186,18 @@ def _lcp(a: list[int], b: list[int], limit: int) -> int:
 
 
 def _groups(reqs: list[_Req], max_members: int, max_cells: int) -> list[_Group]:
-    """Requests sorted by tokens, cut into groups that share a prefix where sharing saves work."""
-    reqs = sorted(reqs, key=lambda r: r.full)
+    """Requests sorted by tokens, consecutive ones that share a prefix in one group (a trie costs no cell
+    more than evaluating each member alone, so joining only has to fit)."""
     groups: list[_Group] = []
-    current: _Group | None = None
-    for r in reqs:
-        if current is not None and len(current.members) < max_members:
-            first = current.members[0]
-            shared = min(current.shared, _lcp(first.full, r.full, min(len(first.full), len(r.full))),
-                         r.last_eval + 1)
-            k = len(current.members)
-            # Joining saves `shared` tokens for r but re-evaluates (old - new shared) for the others.
-            if shared > 0 and k * shared >= (k - 1) * current.shared:
-                candidate = _Group(current.members + [r], shared)
-                if candidate.cells() <= max_cells:
-                    current = groups[-1] = candidate
-                    continue
-        current = _Group([r], r.last_eval + 1)
-        groups.append(current)
+    for r in sorted(reqs, key=lambda r: r.full):
+        if groups and len(groups[-1].members) < max_members:
+            group, last = groups[-1], groups[-1].members[-1]
+            link = _lcp(last.full, r.full, min(last.last_eval, r.last_eval) + 1)
+            if link > 0 and group.cells() + r.last_eval + 1 - link <= max_cells:
+                group.members.append(r)
+                group.links.append(link)
+                continue
+        groups.append(_Group([r], [0]))
     return groups
 
 
@@ -253,14 +251,14 @@ def _run_round(ctx: BatchContext, round_: list[_Group], logprobs: dict[int, list
     for g in round_:
         seqs = list(range(seq, seq + len(g.members)))
         seq += len(g.members)
-        for pos in range(g.shared):
-            targets = [(r.index, pos + 1 - r.n_context, r.full[pos + 1]) for r in g.members
-                       if r.first_needed <= pos <= r.last_eval]
-            plan.append((g.members[0].full[pos], pos, seqs, targets))
-        for s, r in zip(seqs, g.members):
-            for pos in range(g.shared, r.last_eval + 1):
-                targets = [(r.index, pos + 1 - r.n_context, r.full[pos + 1])] if pos >= r.first_needed else []
-                plan.append((r.full[pos], pos, s, targets))
+        for i, r in enumerate(g.members):
+            for pos in range(g.links[i], r.last_eval + 1):
+                j = i  # members i..j agree with member i up to pos: one cell for all of them
+                while j + 1 < len(g.members) and g.links[j + 1] > pos:
+                    j += 1
+                targets = [(m.index, pos + 1 - m.n_context, m.full[pos + 1]) for m in g.members[i:j + 1]
+                           if m.first_needed <= pos <= m.last_eval]
+                plan.append((r.full[pos], pos, seqs[i] if j == i else seqs[i:j + 1], targets))
     ctx.clear()
     for start, stop in _spans(len(plan), ctx.n_batch):
         ctx.reset_batch()

@@ -15,7 +15,8 @@ from typing import Any, Callable, Sequence, TypeVar
 from ...errors import JOB_ENDING_ERRORS, EmptyPromptError, RemoteError
 from ...options import GenerationOptions
 from ...text import StopScanner
-from ..base import Message, OnResult, StreamStats
+from ..base import Message, OnResult, ResponseFormat, StreamStats
+from .formats import note_format
 
 __all__ = ["generate_many", "run_bounded"]
 
@@ -113,7 +114,8 @@ class _Bounded:
 
 def generate_many(model: Any, prompts: Sequence[Sequence[Message]], options: GenerationOptions,
                   on_result: OnResult | None = None, *, should_stop: Callable[[], bool] = lambda: False,
-                  max_parallel: int = 4) -> list[tuple[str, StreamStats, Exception | None]]:
+                  max_parallel: int = 4, response_format: ResponseFormat | None = None,
+                  ) -> list[tuple[str, StreamStats, Exception | None]]:
     """Answer each message list; ``on_result(i, text, stats, error)`` as each row finishes.
 
     Returns ``(text, stats, error)`` per prompt, in input order (the contract of
@@ -128,7 +130,7 @@ def generate_many(model: Any, prompts: Sequence[Sequence[Message]], options: Gen
     def work(i: int, messages: Sequence[Message]) -> tuple[str, StreamStats]:
         if not any(str(m.get("content", "")).strip() for m in messages if m.get("role") == "user"):
             raise EmptyPromptError(f"Prompt {i} is empty; write something to ask the model.")
-        return answer_once(model, messages, options)
+        return answer_once(model, messages, options, response_format)
 
     def done(i: int, value: tuple[str, StreamStats] | None, error: Exception | None) -> None:
         if value is None and error is None:
@@ -147,11 +149,12 @@ def generate_many(model: Any, prompts: Sequence[Sequence[Message]], options: Gen
     return rows
 
 
-def answer_once(model: Any, messages: Sequence[Message], options: GenerationOptions) -> tuple[str, StreamStats]:
+def answer_once(model: Any, messages: Sequence[Message], options: GenerationOptions,
+                response_format: ResponseFormat | None = None) -> tuple[str, StreamStats]:
     """One non-streamed chat completion, retried on transient failures (connection refused included:
     a server restarting between rows is the common case in long batches)."""
     stats = StreamStats()
-    payload = model.chat_payload(messages, options, stream=False)
+    payload = model.chat_payload(messages, options, stream=False, response_format=response_format)
     response = model.post("/chat/completions", payload, stats, retry_connect=True)
     try:
         data = response.json()
@@ -171,4 +174,5 @@ def answer_once(model: Any, messages: Sequence[Message], options: GenerationOpti
     else:
         model.backend.notify_once("usage-batch", f"{model.backend.base_url} does not report token counts; "
                                   "batch rows show 0 tokens.", stats)
+    note_format(model, payload, text, stats)
     return text, stats

@@ -22,9 +22,10 @@ from typing import Any, Callable, Iterator, Sequence
 
 from ...errors import InvalidOptionError, ModelNotFoundError, RemoteError
 from ...options import GenerationOptions
-from ..base import (Backend, Embedder, LoadedModel, Message, ModelRef, OnResult, ScoreRequest, ScoreResult, Served,
-                    StreamStats, TokenCount)
+from ..base import (Backend, Embedder, LoadedModel, Message, ModelRef, OnResult, ResponseFormat, ScoreRequest,
+                    ScoreResult, Served, StreamStats, TokenCount)
 from .batch import generate_many
+from .formats import downgrade, format_payload, refuses_format
 from .http import Transport
 from .scoring import score_requests
 from .stream import ChatStream
@@ -179,10 +180,12 @@ class RemoteModel(LoadedModel):
         self.n_threads = n_threads
         self.n_ctx_reported = n_ctx_reported
         self.send_extras = True  # llama.cpp sampling parameters, until a server refuses them
+        self.format_style = "json_schema"  # response_format's shape, until a server refuses it (.formats)
         self.usage_reported: bool | None = None
 
     # -- requests --------------------------------------------------------------------------------
-    def chat_payload(self, messages: Sequence[Message], options: GenerationOptions, *, stream: bool) -> dict:
+    def chat_payload(self, messages: Sequence[Message], options: GenerationOptions, *, stream: bool,
+                     response_format: ResponseFormat | None = None) -> dict:
         """The /chat/completions body for ``options`` (GPT4All names mapped to the server's)."""
         payload: dict[str, Any] = {
             "model": self.name, "messages": [{"role": m["role"], "content": m["content"]} for m in messages],
@@ -195,13 +198,20 @@ class RemoteModel(LoadedModel):
         if self.send_extras:
             payload.update(top_k=options.top_k, min_p=options.min_p, repeat_penalty=options.repeat_penalty,
                            repetition_penalty=options.repeat_penalty, repeat_last_n=options.repeat_last_n)
+        if response_format is not None:
+            payload["response_format"] = format_payload(response_format, self.format_style)
         return payload
 
     def post(self, path: str, payload: dict, stats: StreamStats | None, **kwargs: Any) -> Any:
-        """POST, dropping the llama.cpp-only parameters once if the server refuses unknown fields."""
+        """POST, dropping the llama.cpp-only parameters once if the server refuses unknown fields, and
+        sending ``response_format`` in its older shape once if the server refuses the json_schema one."""
         try:
             return self.backend.http.request("POST", path, json_body=payload, **kwargs)
         except RemoteError as exc:
+            if refuses_format(payload, exc):
+                self.format_style = "json_object"
+                downgrade(payload)
+                return self.post(path, payload, stats, **kwargs)
             text = getattr(exc, "detail", "").lower()
             refused = any(p in text for p in _EXTRA_PARAMS) or "unrecognized" in text or "extra" in text
             if not (self.send_extras and refused and getattr(exc, "status", None) in (400, 422)):
@@ -217,9 +227,10 @@ class RemoteModel(LoadedModel):
 
     # -- generation ------------------------------------------------------------------------------
     def stream_chat(self, messages: Sequence[Message], options: GenerationOptions, stats: StreamStats,
-                    should_stop: Callable[[], bool], *, reuse_cache: bool = False) -> Iterator[str]:
+                    should_stop: Callable[[], bool], *, reuse_cache: bool = False,
+                    response_format: ResponseFormat | None = None) -> Iterator[str]:
         """Open the stream now (so HTTP and context errors raise before anything is yielded)."""
-        payload = self.chat_payload(messages, options, stream=True)
+        payload = self.chat_payload(messages, options, stream=True, response_format=response_format)
         response = self.post("/chat/completions", payload, stats, stream=True)
         return ChatStream(self, response, payload, messages, options, stats, should_stop)
 
@@ -269,13 +280,15 @@ class RemoteModel(LoadedModel):
     def generate_many(self, prompts: Sequence[Sequence[Message]], options: GenerationOptions,
                       on_result: OnResult | None = None, *,
                       should_stop: Callable[[], bool] = lambda: False, max_parallel: int | None = None,
+                      response_format: ResponseFormat | None = None,
                       ) -> list[tuple[str, StreamStats, Exception | None]]:
         """Answer each message list with several requests in flight: the connection's ``concurrency``,
         or fewer if ``max_parallel`` says so (a server has as many slots as it has, whatever a batch
         asks); transient failures are retried. See :func:`.batch.generate_many`."""
         limit = self.backend.concurrency if max_parallel is None else max(1, min(max_parallel,
                                                                                  self.backend.concurrency))
-        return generate_many(self, prompts, options, on_result, should_stop=should_stop, max_parallel=limit)
+        return generate_many(self, prompts, options, on_result, should_stop=should_stop, max_parallel=limit,
+                             response_format=response_format)
 
     # -- scoring ---------------------------------------------------------------------------------
     def score(self, requests: Sequence[ScoreRequest]) -> list[ScoreResult]:

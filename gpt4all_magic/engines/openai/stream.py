@@ -11,6 +11,7 @@ from ...errors import RemoteError
 from ...options import GenerationOptions
 from ...text import StopScanner
 from ..base import Message, StreamStats
+from .formats import note_format
 from .http import iter_sse, server_message
 
 __all__ = ["ChatStream"]
@@ -71,6 +72,7 @@ class ChatStream:
         self._account(messages, self.usage)
         if self.stats.finish_reason in ("stop", "length"):
             self.model.note_answer(messages, options, self.scanner.text, self.stats)
+            note_format(self.model, self.payload, self.scanner.text, self.stats)
 
     def _events(self, should_stop: Callable[[], bool]) -> Iterator[str]:
         """The text pieces of the stream, until [DONE], a stop string, Stop, or the end of the body."""

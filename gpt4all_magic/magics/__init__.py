@@ -7,6 +7,7 @@ from typing import Any
 from .core import Gpt4AllMagics
 from . import chat_commands  # noqa: F401
 from . import batch_commands  # noqa: F401
+from . import speed_commands  # noqa: F401
 from . import catalog_commands  # noqa: F401
 from . import remote_commands  # noqa: F401
 

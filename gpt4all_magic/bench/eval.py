@@ -31,7 +31,7 @@ def _load(task: Any, source: str | None, limit: int | None) -> tuple[Any, str]:
         try:
             frame = load_task_rows(task, source=where, limit=limit)
             info = frame.attrs["source"]
-            return frame, f"{info['split']} ({info['dataset']})"
+            return frame, f"{info['split']} ({info['dataset']})" if info["kind"] == "hub" else info["split"]
         except TaskDataError as exc:
             tried.append(str(exc))
     frame = load_task_rows(task, source="sample", limit=limit)
@@ -59,6 +59,18 @@ def _naive_ratio(manager: Any, task: Any, frame: Any, n: int) -> dict[str, float
             "ratio": naive / fast}
 
 
+def _subset(frame: Any, n: int | None) -> Any:
+    """A seeded random subset of ``n`` rows (the same on every run), in the split's order, keeping the row
+    labels so checkpoints of other runs match; unlike the first ``n`` rows it is not biased by the split's
+    ordering (HellaSwag's validation split, for one, is ordered by source)."""
+    if n is None or n >= len(frame):
+        return frame
+    attrs = dict(frame.attrs)
+    part = frame.sample(n=n, random_state=0).sort_index()
+    part.attrs.update(attrs, source={**attrs.get("source", {}), "sampled": n, "of": len(frame)})
+    return part
+
+
 def _limits(values: list[str]) -> dict[str, int]:
     """``--limit 500`` (every task) or ``--limit hellaswag=1000`` (one task)."""
     from ..batch.tasks import get_task
@@ -80,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", help="A folder of saved datasets to read first (DIR/<task>/<split>).")
     parser.add_argument("--limit", action="append", default=[], metavar="[TASK=]N",
                         help="Keep the first N items (of every task, or of TASK); repeatable.")
+    parser.add_argument("--sample", action="append", default=[], metavar="[TASK=]N",
+                        help="A seeded random subset of N items (of every task, or of TASK) instead of all; repeatable.")
     parser.add_argument("--naive-items", type=int, default=32, help="Items per task for the one-at-a-time loop.")
     parser.add_argument("--threads", type=int, default=None, help="llama.cpp threads (default: physical cores).")
     parser.add_argument("--checkpoint", help="A folder of per-task checkpoints: a rerun resumes.")
@@ -89,24 +103,29 @@ def main(argv: list[str] | None = None) -> int:
     from ..batch.tasks import get_task, task_names
     from ..manager import ModelManager
 
-    limits = _limits(args.limit)
+    limits, samples = _limits(args.limit), _limits(args.sample)
     manager = ModelManager(n_ctx=2048, n_threads=args.threads)
     model = manager.load(args.model)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
     print(f"model: {model.name} ({model.ref.path.name if model.ref.path else '?'}), n_ctx {model.n_ctx}, "
           f"{model.n_threads} threads; machine: {os.cpu_count()} CPUs, load average {load:.2f} at the start")
-    print(f"{'task':10s} {'split (source)':50s} {'items':>6s} {'acc':>6s} {'±':>4s} {'norm':>6s} {'±':>4s} "
+    if args.source:
+        print(f"data: {args.source} first (saved datasets), then the Hugging Face cache, then the bundled samples")
+    print(f"{'task':10s} {'split':36s} {'items':>6s} {'acc':>6s} {'±':>4s} {'norm':>6s} {'±':>4s} "
           f"{'items/s':>8s} {'naive/s':>8s} {'ratio':>6s}")
     row: dict[str, float] = {}
     ratios = []
     for name in args.tasks or task_names():
         task = get_task(name)
         frame, where = _load(task, args.source, limits.get(task.name, limits.get("*")))
+        frame = _subset(frame, samples.get(task.name, samples.get("*")))
+        if "sampled" in frame.attrs.get("source", {}):
+            where = f"{where}, random {len(frame):,} of {frame.attrs['source']['of']:,}"
         summary = evaluate({task.name: frame}, manager=manager, checkpoint=args.checkpoint).iloc[0]
         r = _naive_ratio(manager, task, frame, args.naive_items)
         ratios.append(r["ratio"])
         row[task.title] = 100 * summary[task.table1_metric]
-        print(f"{task.title:10s} {where[:50]:50s} {summary['items']:6d} {_fmt(summary['acc']):>6s} "
+        print(f"{task.title:10s} {where[:36]:36s} {summary['items']:6d} {_fmt(summary['acc']):>6s} "
               f"{_fmt(summary['acc_stderr']):>4s} {_fmt(summary['acc_norm']):>6s} {_fmt(summary['acc_norm_stderr']):>4s} "
               f"{summary['items_per_s']:8.2f} {r['naive_items_s']:8.2f} {r['ratio']:5.2f}x", flush=True)
     row = {get_task(t).title: row[get_task(t).title] for t in task_names() if get_task(t).title in row}

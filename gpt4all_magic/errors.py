@@ -33,6 +33,7 @@ Map of the hierarchy::
     │   ├── RemoteAuthError
     │   └── RemoteTimeoutError
     └── BatchInputError             bad DataFrame / template for batch work
+        └── TaskDataError           a task's dataset is missing, offline, or not in the adapter's schema
 
     KeyboardInterrupt
     └── GenerationInterrupted       Ctrl-C mid-generation; carries the partial result
@@ -70,6 +71,7 @@ __all__ = [
     "SchemaError",
     "ScoringNotSupportedError",
     "StructuredOutputError",
+    "TaskDataError",
 ]
 
 
@@ -224,6 +226,11 @@ class RemoteTimeoutError(RemoteError):
 
 class BatchInputError(Gpt4AllError, ValueError):
     """A DataFrame, column or template given to a batch function is unusable."""
+
+
+class TaskDataError(BatchInputError):
+    """A task's dataset could not be read: not cached while offline, no such split, or a schema the
+    task's adapter cannot read (the message names the missing field)."""
 
 
 class GenerationInterrupted(KeyboardInterrupt):

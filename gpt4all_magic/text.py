@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Generic, Sequence, TypeVar
 
-__all__ = ["StopScanner", "human_bytes", "human_count", "move_trailing_whitespace", "tokens_per_second",
+__all__ = ["StopScanner", "human_bytes", "human_count", "human_duration", "move_trailing_whitespace", "tokens_per_second",
            "utf8_safe_end"]
 
 T = TypeVar("T", str, bytes)
@@ -89,6 +89,15 @@ def human_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
     return f"{n:.1f} TB"
+
+
+def human_duration(seconds: float) -> str:
+    """8.2 -> '8 s', 840 -> '14 min', 9000 -> '2.5 h' (rounded: for estimates and totals)."""
+    if seconds < 90:
+        return f"{max(seconds, 0):.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def human_count(n: int) -> str:

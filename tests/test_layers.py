@@ -23,7 +23,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("engines",),
     ("models", "results"),
     ("manager",),
-    ("api",),
+    ("api", "speed"),  # speed: llama-bench-style measurements through the manager (cached in models.speeds)
     ("batch", "conversation"),
     ("magics",),
     ("bench",),

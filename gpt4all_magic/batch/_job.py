@@ -25,9 +25,11 @@ from ..engines.base import ScoreRequest, ScoreResult
 from ..errors import JOB_ENDING_ERRORS, BatchInputError, ContextOverflowError, Gpt4AllError
 from ..frames import check_columns, check_frame, text_cells
 from ..manager import ModelManager
+from ..models import speeds
+from ..text import human_duration
 
-__all__ = ["Job", "PathLike", "check_columns", "check_frame", "chunked", "each_model", "failed_row", "peek_checkpoint",
-           "reserved", "row_key", "run_chunk", "sorted_by_length", "text_cells"]
+__all__ = ["Job", "PathLike", "check_columns", "check_frame", "chunked", "each_model", "estimate_seconds", "failed_row",
+           "peek_checkpoint", "reserved", "row_key", "run_chunk", "sorted_by_length", "text_cells"]
 
 PathLike = str | os.PathLike[str]
 
@@ -64,8 +66,10 @@ class Job:
 
     def __init__(self, df: Any, kind: str, job: dict[str, Any], keys: Sequence[str], *,
                  checkpoint: str | os.PathLike[str] | None = None, progress: bool = True, desc: str = "",
-                 header: dict[str, Any] | None = None):
+                 header: dict[str, Any] | None = None, unit: str = "row"):
         self.df = df
+        self.unit = unit
+        self.estimate: float | None = None  # seconds for the rows left, from the measured speeds (see estimate_seconds)
         self._header = header or {}
         self.kind = kind
         self.job = job
@@ -142,8 +146,8 @@ class Job:
         if self._progress and todo:
             from tqdm.auto import tqdm
 
-            self._bar = tqdm(total=len(self.keys), initial=len(self.keys) - len(todo), desc=self._desc,
-                             unit="row", file=sys.stderr, dynamic_ncols=True)
+            self._bar = tqdm(total=len(self.keys), initial=len(self.keys) - len(todo), desc=self._first_line(todo),
+                             unit=self.unit, file=sys.stderr, dynamic_ncols=True)
         self._started = time.perf_counter()
         try:
             for chunk in chunks:
@@ -161,6 +165,9 @@ class Job:
             if self._file is not None:
                 self._file.close()
                 self._file = None
+        if self._progress and self.estimate is not None and todo and not self.interrupted:
+            print(f"{self._desc}: {len(todo):,} {self.unit}s in {human_duration(self.elapsed)} (estimated "
+                  f"≈ {human_duration(self.estimate)})", file=sys.stderr)
         if self.interrupted:
             done = sum(1 for r in self.results.values() if r.get("status") != "interrupted")
             where = f"; rerun the same call to resume from {self._path}" if self._path else (
@@ -172,6 +179,12 @@ class Job:
                 "; fix it and rerun (pass checkpoint='file.jsonl' to make reruns skip finished rows)")
             print(f"note: stopped after {len(self.results)} of {len(self.keys)} rows ({self.stopped_by}); the "
                   f"others are marked 'not_run'{where}.", file=sys.stderr)
+
+    def _first_line(self, todo: list[int]) -> str:
+        """The bar's description, with the estimate for the rows left when the model's speed is known."""
+        if self.estimate is None:
+            return self._desc
+        return f"{self._desc} (≈ {human_duration(self.estimate)} for {len(todo):,} {self.unit}s)"
 
     @property
     def elapsed(self) -> float:
@@ -250,6 +263,22 @@ def each_model(manager: ModelManager, models: Sequence[Any] | None) -> Iterator[
         current = manager.current
         if before is not None and (current is None or current.ref != before.ref):
             manager.load(again, n_ctx=before.n_ctx)
+
+
+def estimate_seconds(manager: ModelManager, model: Any, texts: Sequence[str], generated_tokens: int = 0) -> float | None:
+    """Seconds to evaluate ``texts`` and generate ``generated_tokens`` with the loaded model, from the speeds
+    ``%gpt4all bench`` measured for its file on this machine (None when it has not been measured). Tokens
+    are counted on up to 64 of the texts and scaled by characters for the rest."""
+    loaded = manager.current
+    path = loaded.ref.path if loaded is not None else None
+    if path is None or not texts or speeds.lookup(path) is None:
+        return None
+    step = max(1, len(texts) // 64)
+    sample = list(texts[::step])[:64]
+    chars = sum(len(t) for t in sample)
+    counted = sum(manager.count_text(t, model=model).tokens for t in sample)
+    tokens = counted / chars * sum(len(t) for t in texts) if chars else 0.0
+    return speeds.estimate_seconds(path, tokens, generated_tokens)
 
 
 # -- scoring a chunk of rows ------------------------------------------------------------------------

@@ -17,7 +17,8 @@ import pandas as pd
 from ..engines.base import ScoreRequest
 from ..errors import BatchInputError
 from ..manager import ModelManager, get_manager
-from ._job import Job, PathLike, check_columns, check_frame, chunked, failed_row, reserved, row_key, run_chunk
+from ._job import (Job, PathLike, check_columns, check_frame, chunked, estimate_seconds, failed_row, reserved, row_key,
+                   run_chunk)
 from .tasks import Item, Task, generic_item, get_task
 
 __all__ = ["CHOICE_COLUMNS", "choose", "score_item"]
@@ -89,7 +90,11 @@ def choose(df: pd.DataFrame, *, task: str | Task | None = None, question: str = 
     loaded = manager.ensure_loaded(model)
     spec = {"model": loaded.name, "task": get_task(task).name if task is not None else None}
     keys = [row_key(label, [it.contexts, it.continuations, it.gold]) for label, it in zip(df.index, items)]
-    job = Job(df, "choose", spec, keys, checkpoint=checkpoint, progress=progress, desc=spec["task"] or "choose")
+    job = Job(df, "choose", spec, keys, checkpoint=checkpoint, progress=progress, desc=spec["task"] or "choose",
+              unit="item" if task is not None else "row")
+    if progress:  # a question's contexts are evaluated once, then each continuation
+        job.estimate = estimate_seconds(manager, model, [t for i in job.todo() for t in
+                                                         (*dict.fromkeys(items[i].contexts), *items[i].continuations)])
     requests = [[ScoreRequest(c, k) for c, k in zip(it.contexts, it.continuations)] for it in items]
 
     def on_row(i: int, results: list[Any]) -> None:

@@ -20,8 +20,8 @@ from ..errors import BatchInputError, ContextOverflowError
 from ..manager import ModelManager, get_manager
 from ..options import GenerationOptions
 from ..prompts import fields, fill
-from ._job import (Job, PathLike, check_columns, check_frame, chunked, peek_checkpoint, reserved, row_key,
-                   sorted_by_length, text_cells)
+from ._job import (Job, PathLike, check_columns, check_frame, chunked, estimate_seconds, peek_checkpoint, reserved,
+                   row_key, sorted_by_length, text_cells)
 
 __all__ = ["GENERATE_COLUMNS", "generate_rows", "render_template", "row_prompts"]
 
@@ -123,6 +123,8 @@ def generate_rows(df: pd.DataFrame, template: str | None = None, *, prompt_colum
         if not prompts[i].strip():
             job.record(i, _row(output_column, error="The prompt is empty.", status="error"))
     todo = sorted_by_length(prompts, job.todo())
+    if progress:  # an upper bound: rows generated together run faster than tg (one sequence)
+        job.estimate = estimate_seconds(manager, model, [prompts[i] for i in todo], len(todo) * opts.max_tokens)
     system = [{"role": "system", "content": opts.system_prompt}] if opts.system_prompt else []
 
     def work(chunk: list[int]) -> None:

@@ -11,8 +11,8 @@ import pandas as pd
 
 from ..engines.base import ScoreRequest
 from ..manager import ModelManager, get_manager
-from ._job import (Job, PathLike, check_columns, check_frame, chunked, each_model, failed_row, reserved, row_key,
-                   run_chunk, sorted_by_length, text_cells)
+from ._job import (Job, PathLike, check_columns, check_frame, chunked, each_model, estimate_seconds, failed_row, reserved,
+                   row_key, run_chunk, sorted_by_length, text_cells)
 
 __all__ = ["SCORE_COLUMNS", "perplexity", "score"]
 
@@ -42,6 +42,8 @@ def score(df: pd.DataFrame, context: str = "prompt", continuation: str = "respon
             "continuation": continuation}
     keys = [row_key(label, [c, r]) for label, c, r in zip(df.index, contexts, continuations)]
     job = Job(df, "score", spec, keys, checkpoint=checkpoint, progress=progress, desc="score")
+    if progress:
+        job.estimate = estimate_seconds(manager, model, [contexts[i] + continuations[i] for i in job.todo()])
     requests = [ScoreRequest(c, r) for c, r in zip(contexts, continuations)]
 
     def work(chunk: list[int]) -> None:

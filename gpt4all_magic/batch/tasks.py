@@ -48,6 +48,9 @@ class Task:
     fields: tuple[str, ...]  # columns a row must have
     metrics: tuple[str, ...]
     adapt: Callable[[Mapping[str, Any]], Item]
+    split: str = "validation"  # the split lm-evaluation-harness evaluates
+    hub: tuple[tuple[str, str | None], ...] = ()  # (path, config) on the Hub: the harness's first, then aliases
+    gold: tuple[str, ...] = ()  # the label column (any one of these); without it no item has a gold answer
 
     @property
     def table1_metric(self) -> str:
@@ -193,15 +196,25 @@ def _openbookqa(row: Mapping[str, Any]) -> Item:
 
 
 TASKS: dict[str, Task] = {t.name: t for t in (
-    Task("boolq", "BoolQ", "super_glue/boolq (or google/boolq)", ("passage", "question"), ("acc",), _boolq),
-    Task("piqa", "PIQA", "piqa", ("goal", "sol1", "sol2"), ("acc", "acc_norm"), _piqa),
+    # Splits and Hub ids as lm-evaluation-harness 0.4 reads them (lm_eval/tasks/*/*.yaml): the test split
+    # where the task has a labelled one, else validation. The older ids hold the same data.
+    Task("boolq", "BoolQ", "super_glue/boolq (or google/boolq)", ("passage", "question"), ("acc",), _boolq,
+         hub=(("aps/super_glue", "boolq"), ("super_glue", "boolq"), ("google/boolq", None)),
+         gold=("label", "answer")),
+    Task("piqa", "PIQA", "piqa", ("goal", "sol1", "sol2"), ("acc", "acc_norm"), _piqa,
+         hub=(("baber/piqa", None), ("ybisk/piqa", None), ("piqa", None)), gold=("label",)),
     Task("hellaswag", "HellaSwag", "hellaswag", ("activity_label", "ctx_a", "ctx_b", "endings"),
-         ("acc", "acc_norm"), _hellaswag),
+         ("acc", "acc_norm"), _hellaswag, hub=(("Rowan/hellaswag", None), ("hellaswag", None)), gold=("label",)),
     Task("winogrande", "WinoGrande", "winogrande/winogrande_xl", ("sentence", "option1", "option2"), ("acc",),
-         _winogrande),
-    Task("arc_easy", "ARC-e", "ai2_arc/ARC-Easy", ("question", "choices"), ("acc", "acc_norm"), _arc),
-    Task("arc_challenge", "ARC-c", "ai2_arc/ARC-Challenge", ("question", "choices"), ("acc", "acc_norm"), _arc),
-    Task("openbookqa", "OBQA", "openbookqa/main", ("question_stem", "choices"), ("acc", "acc_norm"), _openbookqa),
+         _winogrande, hub=(("allenai/winogrande", "winogrande_xl"), ("winogrande", "winogrande_xl")),
+         gold=("answer",)),
+    Task("arc_easy", "ARC-e", "ai2_arc/ARC-Easy", ("question", "choices"), ("acc", "acc_norm"), _arc, split="test",
+         hub=(("allenai/ai2_arc", "ARC-Easy"), ("ai2_arc", "ARC-Easy")), gold=("answerKey",)),
+    Task("arc_challenge", "ARC-c", "ai2_arc/ARC-Challenge", ("question", "choices"), ("acc", "acc_norm"), _arc,
+         split="test", hub=(("allenai/ai2_arc", "ARC-Challenge"), ("ai2_arc", "ARC-Challenge")),
+         gold=("answerKey",)),
+    Task("openbookqa", "OBQA", "openbookqa/main", ("question_stem", "choices"), ("acc", "acc_norm"), _openbookqa,
+         split="test", hub=(("allenai/openbookqa", "main"), ("openbookqa", "main")), gold=("answerKey",)),
 )}
 _ALIASES = {"arc_e": "arc_easy", "arc-e": "arc_easy", "arc_c": "arc_challenge", "arc-c": "arc_challenge",
             "obqa": "openbookqa", "wino": "winogrande", "winogrande_xl": "winogrande"}

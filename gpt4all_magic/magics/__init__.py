@@ -8,6 +8,7 @@ from .core import Gpt4AllMagics
 from . import chat_commands  # noqa: F401
 from . import batch_commands  # noqa: F401
 from . import structured_commands  # noqa: F401
+from . import speed_commands  # noqa: F401
 from . import catalog_commands  # noqa: F401
 from . import remote_commands  # noqa: F401
 

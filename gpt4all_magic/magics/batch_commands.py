@@ -1,5 +1,6 @@
 """``%%gpt4all --df NAME``: the cell is a template run over every row of a DataFrame, and
-``%gpt4all eval``: zero-shot multiple-choice accuracy on the bundled Table 1 task samples."""
+``%gpt4all eval``: zero-shot multiple-choice accuracy on the Table 1 tasks (full splits or samples),
+with paired significance between models and the paper's rows on request."""
 
 from __future__ import annotations
 
@@ -95,7 +96,8 @@ def report_rows(magics: Any, result: Any) -> None:
               + (f" · seed {seed}" if seed is not None else ""))
 
 
-@subcommand("eval", "Zero-shot multiple-choice accuracy (lm-evaluation-harness formats) on task samples.",
+@subcommand("eval", "Zero-shot multiple-choice accuracy (lm-evaluation-harness formats) on the Table 1 tasks: full "
+                    "splits through `datasets`, or the bundled samples.",
             arg("tasks", nargs="*", metavar="TASK",
                 help="Tasks (default: all seven of the GPT4All paper's Table 1): boolq piqa hellaswag "
                      "winogrande arc_easy arc_challenge openbookqa."),
@@ -105,18 +107,34 @@ def report_rows(magics: Any, result: Any) -> None:
                 help="The metric in the table: table1 (default) as the paper reports it, acc for BoolQ and "
                      "WinoGrande and acc_norm for the others; acc or acc_norm for one metric on every task "
                      "(BoolQ and WinoGrande have only acc)."),
+            arg("--source", default="auto", metavar="SOURCE",
+                help="Where items come from: hub (the full splits through `datasets`, from the Hugging Face "
+                     "cache), sample (8 bundled items per task), or a folder of saved datasets; default: hub "
+                     "where `datasets` is installed, else sample."),
+            arg("--split", help="Split to evaluate (default: the harness's: validation for BoolQ, PIQA, "
+                                "HellaSwag, WinoGrande; test for ARC-e, ARC-c, OBQA)."),
+            arg("--limit", type=int, metavar="N", help="Only the first N items of each task."),
+            arg("--reference", choices=("gpt4all-paper",),
+                help="Add published rows under yours: gpt4all-paper is the GPT4All paper's Table 1."),
+            arg("--checkpoint", metavar="DIR", help="Folder of per-task checkpoints; rerunning resumes."),
             arg("--plot", action="store_true", help="Also draw the bar chart."))
 def _eval(magics: Any, args: argparse.Namespace) -> Any:
-    from ..batch.compare import compare
+    from ..batch.compare import compare, significance
 
     models = args.model or [None]  # None: the loaded (or default) model
-    table = compare(models, args.tasks or None, metric=args.metric, manager=magics.manager,
-                               plot=args.plot)
+    table = compare(models, args.tasks or None, metric=args.metric, source=args.source, split=args.split,
+                    limit=args.limit, reference=args.reference, checkpoint=args.checkpoint, manager=magics.manager,
+                    plot=args.plot)
     by_metric: dict[str, list[str]] = {}
     for title, metric in table.attrs["metrics"].items():
         by_metric.setdefault(metric, []).append(title)
     print("metric: " + "; ".join(f"{m} for {', '.join(titles)}" for m, titles in by_metric.items())
           + (" (as in the GPT4All paper's Table 1)" if args.metric == "table1" else "") + ".")
+    items = table.attrs["items"]
+    print(f"items ({table.attrs['source']}): " + ", ".join(f"{t} {n:,}" for t, n in items.items()) + ".")
+    verdicts = significance(table)
+    for pair in verdicts.columns:
+        print(f"{pair}: " + "; ".join(f"{task} {v}" for task, v in verdicts[pair].items()) + ".")
     return table
 
 

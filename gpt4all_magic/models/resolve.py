@@ -23,7 +23,7 @@ from typing import Any, Collection, Mapping, Sequence
 from ..engines.base import ModelRef, Served
 from ..errors import ModelNotDownloadedError, ModelNotFoundError, NoDefaultModelError
 from ..text import human_bytes, human_count
-from . import cache, catalog, memory
+from . import cache, catalog, memory, speeds
 from .catalog import BUNDLED_FILE, BUNDLED_NAME, INSTALL_BUNDLED, CatalogEntry
 
 __all__ = ["LIST_N_CTX", "SERVED_SUGGEST_AT", "closeness", "did_you_mean", "model_rows", "not_downloaded", "resolve", "resolve_served"]
@@ -240,7 +240,8 @@ def model_rows(models_dir: Path, loaded: str | None = None, n_ctx: int = LIST_N_
     """One row per model on disk, then one per catalog model not downloaded yet, for ``%gpt4all list``.
 
     ``ram_needed`` is estimated for ``n_ctx`` tokens of context (capped at the model's own); ``fits`` says
-    whether that much RAM is free right now.
+    whether that much RAM is free right now; ``speed here`` is what ``%gpt4all bench`` measured for that
+    file with this llama.cpp build (None until measured).
     """
     from ..errors import InvalidModelFileError
     from .gguf import read_gguf
@@ -259,7 +260,7 @@ def model_rows(models_dir: Path, loaded: str | None = None, n_ctx: int = LIST_N_
         row: dict[str, Any] = {"name": name, "source": ref.source, "installed": True, "parameters": None,
                                "quant": None, "size": None, "context": None,
                                "license": entry.license if entry else None, "loaded": name == loaded,
-                               "path": str(ref.path)}
+                               "speed here": speeds.label(ref.path), "path": str(ref.path)}
         needed = None
         try:
             info = read_gguf(ref.path)
@@ -278,6 +279,6 @@ def model_rows(models_dir: Path, loaded: str | None = None, n_ctx: int = LIST_N_
         add({"name": entry.name, "source": "catalog", "installed": False,
              "parameters": human_count(count) if count else entry.parameters, "quant": entry.quant,
              "size": catalog.size_label(entry), "context": entry.n_ctx_train, "license": entry.license,
-             "loaded": False, "path": None}, entry.ram_bytes)
+             "loaded": False, "speed here": None, "path": None}, entry.ram_bytes)
     return rows
 

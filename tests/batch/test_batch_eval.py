@@ -60,7 +60,7 @@ def test_choose_errors_name_the_row_and_the_fix(manager):
 
 
 def test_evaluate_and_compare_give_the_table_1_layout(manager):
-    summary = g4.evaluate(["boolq", "winogrande"], manager=manager, limit=4, progress=False)
+    summary = g4.evaluate(["boolq", "winogrande"], source="sample", manager=manager, limit=4, progress=False)
     assert list(summary.index) == ["boolq", "winogrande"] and (summary["items"] == 4).all()
     assert summary["acc_norm"].isna().all()  # the harness reports only acc for these two
     assert summary.loc["boolq", "acc_stderr"] == pytest.approx(
@@ -68,8 +68,8 @@ def test_evaluate_and_compare_give_the_table_1_layout(manager):
         .std(ddof=1) / 2)
 
     path = manager.current.ref.path
-    table = g4.compare(["smollm2-135m-instruct", path], ["arc_easy", "piqa"], metric="acc", manager=manager,
-                       limit=4, progress=False)
+    table = g4.compare(["smollm2-135m-instruct", path], ["arc_easy", "piqa"], metric="acc", source="sample",
+                       manager=manager, limit=4, progress=False)
     assert list(table.columns) == ["ARC-e", "PIQA", "Average"]
     assert list(table.index) == ["smollm2-135m-instruct", path.name]
     assert table.iloc[0].tolist() == table.iloc[1].tolist()  # the same weights give the same numbers
@@ -91,12 +91,12 @@ def test_evaluate_and_compare_give_the_table_1_layout(manager):
 
 def test_compare_defaults_to_the_metric_table_1_reports_per_task(manager):
     tasks = ["boolq", "piqa", "arc_challenge"]
-    summary = g4.evaluate(tasks, manager=manager, limit=4, progress=False)
+    summary = g4.evaluate(tasks, source="sample", manager=manager, limit=4, progress=False)
     assert summary["table1_metric"].tolist() == ["acc", "acc_norm", "acc_norm"]
-    table = g4.compare([None], tasks, manager=manager, limit=4, progress=False)
+    table = g4.compare([None], tasks, source="sample", manager=manager, limit=4, progress=False)
     assert table.attrs["metric"] == "table1"
     assert table.attrs["metrics"] == {"BoolQ": "acc", "PIQA": "acc_norm", "ARC-c": "acc_norm"}
-    by_acc = g4.compare([None], tasks, metric="acc", manager=manager, limit=4, progress=False)
+    by_acc = g4.compare([None], tasks, metric="acc", source="sample", manager=manager, limit=4, progress=False)
     assert set(by_acc.attrs["metrics"].values()) == {"acc"}
     for task in tasks:
         title, s = get_task(task).title, summary.loc[task]
@@ -134,7 +134,8 @@ def test_ctrl_c_stops_compare_and_marks_the_table_partial(manager, monkeypatch, 
     path = manager.current.ref.path
     seen = _ctrl_c_after(6, monkeypatch)  # all 4 ARC-e items, then 2 of the 4 PIQA items of the first model
     try:
-        table = g4.compare([None, path], ["arc_easy", "piqa"], manager=manager, limit=4, progress=False)
+        table = g4.compare([None, path], ["arc_easy", "piqa"], source="sample", manager=manager, limit=4,
+                           progress=False)
     except KeyboardInterrupt:  # pragma: no cover - would mean compare lost the finished rows
         pytest.fail("KeyboardInterrupt escaped compare")
     assert len(seen) == 6  # the second model never ran
@@ -161,11 +162,11 @@ def test_ctrl_c_stops_compare_and_marks_the_table_partial(manager, monkeypatch, 
         return real_choose(*args, **kwargs)
 
     monkeypatch.setattr(batch_eval, "choose", choose)
-    table = g4.compare([None, path], ["arc_easy", "piqa"], manager=manager, limit=4, progress=False)
+    table = g4.compare([None, path], ["arc_easy", "piqa"], source="sample", manager=manager, limit=4, progress=False)
     assert calls == ["arc_easy", "piqa"] and table.attrs["cut"]["task"] == "PIQA"
     assert table.attrs["interrupted"] is True and list(table.index) == ["smollm2-135m-instruct"]
     monkeypatch.undo()
-    whole = g4.compare([None], ["arc_easy"], manager=manager, limit=2, progress=False)
+    whole = g4.compare([None], ["arc_easy"], source="sample", manager=manager, limit=2, progress=False)
     assert whole.attrs["interrupted"] is False and whole.attrs["cut"] is None
 
 

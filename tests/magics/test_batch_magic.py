@@ -36,7 +36,7 @@ def test_the_df_form_reports_bad_input_in_one_line(shell, manager):
 
 
 def test_eval_subcommand_prints_the_table(shell, manager):
-    result = run(shell, "%gpt4all eval arc_easy boolq")
+    result = run(shell, "%gpt4all eval arc_easy boolq --source sample")
     assert result.success
     table = result.result
     assert list(table.columns) == ["ARC-e", "BoolQ", "Average"]
@@ -53,10 +53,10 @@ def test_flags_are_in_the_generated_help(fake_shell, capsys):
 
 
 def test_eval_reports_table_1_metrics_by_default_and_names_them(shell, manager, capsys):
-    result = run(shell, "%gpt4all eval boolq arc_challenge")
+    result = run(shell, "%gpt4all eval boolq arc_challenge --source sample")
     assert result.success and result.result.attrs["metrics"] == {"BoolQ": "acc", "ARC-c": "acc_norm"}
     assert "metric: acc for BoolQ; acc_norm for ARC-c (as in the GPT4All paper's Table 1)." in capsys.readouterr().out
-    result = run(shell, "%gpt4all eval boolq arc_challenge --metric acc")
+    result = run(shell, "%gpt4all eval boolq arc_challenge --metric acc --source sample")
     assert result.success and result.result.attrs["metrics"] == {"BoolQ": "acc", "ARC-c": "acc"}
     assert "metric: acc for BoolQ, ARC-c." in capsys.readouterr().out
 
@@ -71,3 +71,21 @@ def test_a_checkpoint_resumed_with_another_seed_is_refused(shell, manager, tmp_p
     assert "written by a different job (seed: 1 then, 2 now)" in message and "another checkpoint path" in message
     again = run(shell, f"%%gpt4all --df topics -t 0.8 -n 4 --checkpoint {path}\nOne word about {{topic}}.")
     assert again.success and again.result.attrs["resumed_rows"] == 2 and again.result.attrs["options"]["seed"] == 1
+
+
+def test_eval_compares_models_beside_the_paper_with_verdicts(shell, manager, capsys):
+    path = manager.current.ref.path
+    result = run(shell, f"%gpt4all eval arc_easy piqa --source sample --limit 2 -m smollm2-135m-instruct -m {path} "
+                        "--reference gpt4all-paper")
+    assert result.success
+    table = result.result
+    assert list(table.index[:2]) == ["smollm2-135m-instruct", path.name] and "Falcon 7b instruct (Almazrouei et al., " \
+                                                                             "2023)" in table.index
+    out = capsys.readouterr().out
+    assert "items (sample): ARC-e 2, PIQA 2." in out
+    assert (f"smollm2-135m-instruct vs {path.name}: ARC-e no significant difference; PIQA no significant "
+            "difference.") in out
+    assert "argument --reference: invalid choice: 'paper'" in usage_error(
+        run(shell, "%gpt4all eval arc_easy --reference paper"))
+    message = usage_error(run(shell, "%gpt4all eval arc_easy --source sample --split train"))
+    assert message.startswith("The bundled arc_easy sample has no split 'train'")

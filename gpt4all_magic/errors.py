@@ -30,7 +30,8 @@ Map of the hierarchy::
     │   ├── RemoteConnectionError
     │   ├── RemoteAuthError
     │   └── RemoteTimeoutError
-    └── BatchInputError             bad DataFrame / template for batch work
+    ├── BatchInputError             bad DataFrame / template for batch work
+    └── MissingDependencyError      an optional extra is not installed (names the pip command)
 
     KeyboardInterrupt
     └── GenerationInterrupted       Ctrl-C mid-generation; carries the partial result
@@ -51,6 +52,7 @@ __all__ = [
     "Gpt4AllError",
     "InvalidModelFileError",
     "InvalidOptionError",
+    "MissingDependencyError",
     "ModelBusyError",
     "ModelError",
     "ModelLoadError",
@@ -203,6 +205,15 @@ class RemoteTimeoutError(RemoteError):
 
 class BatchInputError(Gpt4AllError, ValueError):
     """A DataFrame, column or template given to a batch function is unusable."""
+
+
+class MissingDependencyError(Gpt4AllError, ImportError):
+    """An optional dependency is missing; the message names the extra to install."""
+
+    @classmethod
+    def for_extra(cls, module: str, extra: str, purpose: str) -> MissingDependencyError:
+        return cls(f"{purpose} needs {module}, which is not installed; install it with "
+                   f"`pip install \"gpt4all-magic[{extra}]\"`.")
 
 
 class GenerationInterrupted(KeyboardInterrupt):

@@ -57,9 +57,11 @@ def embed_column(df: Any, column: str | None, *, model: str | os.PathLike[str] |
     notes: list[str | None] = [None] * len(df)
     for position, note in zip(result.cut, result.notes):
         notes[position] = note.replace(f"text {position} ", f"row {df.index[position]!r} ", 1)
+    import pandas as pd
+
     out = df.copy()
-    out[VECTOR_COLUMN] = list(result.vectors)
-    out[NOTE_COLUMN] = notes
+    out[VECTOR_COLUMN] = pd.Series(list(result.vectors), index=df.index, dtype=object)
+    out[NOTE_COLUMN] = pd.Series(notes, index=df.index, dtype=object)
     out.attrs["embedding_model"] = result.model
     out.attrs["embedding_pooling"] = result.pooling
     return out

@@ -146,12 +146,20 @@ def _scatter(frame: Any, column: str, colors: tuple[str, Any] | None, *, tool: s
     # Only what the map shows travels to the browser: coordinates, the colour and the hover text.
     data = pd.DataFrame({"x": frame[X].to_numpy(), "y": frame[Y].to_numpy(), "color": values,
                          "text": frame[column].astype(str).to_numpy()})
-    scatter = jscatter.Scatter(data=data, x="x", y="y", color_by="color", height=height, legend=True,
+    scatter = jscatter.Scatter(data=data, x="x", y="y", x_scale=_padded(data["x"]), y_scale=_padded(data["y"]),
+                               size=6 if len(data) < 2000 else 3, color_by="color", height=height, legend=True,
                                tooltip=True, tooltip_properties=["color"], tooltip_preview="text",
                                tooltip_preview_type="text", tooltip_preview_text_lines=8,
                                lasso_type="rectangle" if tool == "box" else "freeform", axes=False)
     scatter.color(labeling={"variable": title})
     return scatter
+
+
+def _padded(values: Any) -> tuple[float, float]:
+    """The axis range with a 6% margin: points on the very edge of the canvas are hard to see and select."""
+    lo, hi = float(values.min()), float(values.max())
+    pad = (hi - lo) * 0.06 or 1.0
+    return lo - pad, hi + pad
 
 
 def _missing(value: Any) -> bool:

@@ -59,8 +59,6 @@ def similar_pairs(vectors: Any, threshold: float, *, exact: bool | None = None) 
 
 
 def _exact_candidates(faiss: Any, x: Any, threshold: float) -> tuple[Any, Any]:
-    import numpy as np
-
     index = faiss.IndexFlatIP(x.shape[1])
     index.add(x)
     radius = float(threshold) - 1e-4  # slack for float32 rounding; candidates are checked exactly after

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Sequence
+from typing import Any
 
 from ..errors import BatchInputError
 from ..frames import check_columns, check_frame, text_cells

@@ -6,6 +6,7 @@
     g4.generate("Write a haiku about tea.", temp=0).text
     chat = g4.ChatSession(system_prompt="Be brief.")
     g4.chat()  # the chat panel (a widget); %gpt4all chat --sidebar puts it in JupyterLab's sidebar
+    g4.map(df, "prompt", color="reason")  # embed, project and show a data map; m.selection is what you select
 
 Importing this package is light: llama_cpp, pandas, huggingface_hub and ipywidgets load on first use.
 """
@@ -35,6 +36,7 @@ __all__ = [
     "curate",
     "disconnect",
     "download",
+    "embed",
     "evaluate",
     "extract",
     "generate",
@@ -44,6 +46,7 @@ __all__ = [
     "list_models",
     "load",
     "load_ipython_extension",
+    "map",
     "model_info",
     "perplexity",
     "remove",
@@ -71,6 +74,8 @@ _LAZY = {
     "evaluate": ("batch.compare", "evaluate"),
     "compare": ("batch.compare", "compare"),
     "curate": ("batch.curate", "curate"),
+    "embed": ("embeddings.vectors", "embed"),
+    "map": ("embeddings.datamap", "data_map"),
     "GenerationResult": ("manager", "GenerationResult"),
     "ModelManager": ("manager", "ModelManager"),
     "get_manager": ("manager", "get_manager"),

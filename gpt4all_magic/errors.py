@@ -32,8 +32,9 @@ Map of the hierarchy::
     │   ├── RemoteConnectionError
     │   ├── RemoteAuthError
     │   └── RemoteTimeoutError
-    └── BatchInputError             bad DataFrame / template for batch work
-        └── TaskDataError           a task's dataset is missing, offline, or not in the adapter's schema
+    ├── BatchInputError             bad DataFrame / template for batch work
+    │   └── TaskDataError           a task's dataset is missing, offline, or not in the adapter's schema
+    └── MissingDependencyError      an optional extra is not installed (names the pip command)
 
     KeyboardInterrupt
     └── GenerationInterrupted       Ctrl-C mid-generation; carries the partial result
@@ -54,6 +55,7 @@ __all__ = [
     "Gpt4AllError",
     "InvalidModelFileError",
     "InvalidOptionError",
+    "MissingDependencyError",
     "ModelBusyError",
     "ModelError",
     "ModelLoadError",
@@ -231,6 +233,15 @@ class BatchInputError(Gpt4AllError, ValueError):
 class TaskDataError(BatchInputError):
     """A task's dataset could not be read: not cached while offline, no such split, or a schema the
     task's adapter cannot read (the message names the missing field)."""
+
+
+class MissingDependencyError(Gpt4AllError, ImportError):
+    """An optional dependency is missing; the message names the extra to install."""
+
+    @classmethod
+    def for_extra(cls, module: str, extra: str, purpose: str) -> MissingDependencyError:
+        return cls(f"{purpose} needs {module}, which is not installed; install it with "
+                   f"`pip install \"gpt4all-magic[{extra}]\"`.")
 
 
 class GenerationInterrupted(KeyboardInterrupt):

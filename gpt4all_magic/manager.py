@@ -48,6 +48,7 @@ class ModelManager:
         self.last_result: GenerationResult | None = None
         self.embedding_model: str | None = None  # None: nomic-embed-text-v1.5 if downloaded, else the bundled model
         self._embedder: Embedder | None = None
+        self._embed_prefixes: dict[str, str] = {}  # the loaded embedding model's task prefixes, by kind
 
     # -- settings (one typed LoadSettings; these properties read and replace it) ---------------------
     def configure(self, **changes: Any) -> None:
@@ -317,10 +318,10 @@ class ModelManager:
                       force: bool = False) -> Embedder:
         """Load an embedding model beside the chat model (which stays loaded); the current one is kept when
         it is the same. ``name`` None: :attr:`embedding_model`, else nomic-embed-text-v1.5 if it is on disk,
-        else the bundled model with mean pooling."""
-        from .models.embedding import default_embedding_model, embedding_context
+        else the bundled model with mean pooling (on a server: the connected model)."""
+        from .models.embedding import default_embedding_model, embedding_context, task_prefix
 
-        if name is None and self.embedding_model is None:
+        if name is None and self.embedding_model is None and not self.backend.remote:
             name, pooling = default_embedding_model(self.models_dir, pooling)
         ref = self.resolve(name if name is not None else self.embedding_model)
         with self.acquire(f"loading {ref.name} for embeddings"):
@@ -328,9 +329,10 @@ class ModelManager:
             if current is not None and current.ref == ref and pooling in (None, current.pooling):
                 return current
             n_ctx = embedding_context(ref, pooling, force)  # refuses what does not fit in RAM, or cannot pool
+            prefixes = {kind: task_prefix(ref, kind, self.models_dir) for kind in ("document", "query")}
             embedder = self.backend.load_embedder(ref, n_ctx=n_ctx, n_threads=self.threads(), pooling=pooling)
             self.unload_embedder()
-            self._embedder = embedder
+            self._embedder, self._embed_prefixes = embedder, prefixes
             return embedder
 
     def unload_embedder(self) -> bool:
@@ -349,13 +351,13 @@ class ModelManager:
         model's task prefix (nomic-embed-text's ``search_document:`` / ``search_query:``); a text longer than
         the model's context is cut to it (``long="truncate"``, with a note) or embedded in pieces whose vectors
         are averaged (``long="chunk"``)."""
-        from .models.embedding import check_texts, task_prefix
+        from .models.embedding import check_texts
 
         check_texts(texts, kind, long)
         with self.acquire("embedding"):
             embedder = self.load_embedder(model, pooling=pooling) if model or self._embedder is None \
                 else self._embedder
-            prefix = task_prefix(embedder.ref, kind)
+            prefix = self._embed_prefixes.get(kind, "")
             pieces = [embedder.pieces(prefix + text) for text in texts]
             return _pooled(embedder, pieces, long)
 
@@ -409,6 +411,7 @@ def _pooled(embedder: Embedder, pieces: list[list[str]], long: str) -> Embedding
     flat = [p[0] for p in pieces] if long == "truncate" else [x for p in pieces for x in p]
     vectors = embedder.embed(flat)
     notes = []
+    cut = [i for i, parts in enumerate(pieces) if len(parts) > 1]
     if long == "chunk":
         out, k = np.empty((len(pieces), vectors.shape[1]), dtype=np.float32), 0
         for i, parts in enumerate(pieces):
@@ -424,4 +427,4 @@ def _pooled(embedder: Embedder, pieces: list[list[str]], long: str) -> Embedding
         notes = [f"text {i} is longer than {embedder.name}'s {embedder.n_ctx:,}-token context: only its first "
                  f"{embedder.n_ctx:,} tokens were embedded (long='chunk' averages all of it)."
                  for i, parts in enumerate(pieces) if len(parts) > 1]
-    return Embedding(vectors, embedder.name, embedder.pooling, notes)
+    return Embedding(vectors, embedder.name, embedder.pooling, notes, cut)

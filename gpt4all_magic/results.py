@@ -75,6 +75,7 @@ class Embedding:
     model: str
     pooling: str
     notes: list[str] = field(default_factory=list)  # one per text that was cut or pieced together
+    cut: list[int] = field(default_factory=list)  # the positions of those texts, in the order of ``notes``
 
     @property
     def dim(self) -> int:

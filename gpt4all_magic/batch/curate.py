@@ -4,8 +4,10 @@
 malformed responses (broken characters, control characters, unclosed code fences, degenerate
 repetition, an echo of the prompt), responses under ``min_words`` words, and exact or near-duplicate
 prompts (the first of each group is kept). Near duplicates are prompts equal after case folding and
-punctuation removal, or whose word 3-gram sets have a Jaccard similarity of at least ``similarity``
-(found with MinHash + LSH, so it scales to large frames, and checked exactly).
+punctuation removal, and then either (lexical, ``near_duplicates=True``) prompts whose word 3-gram sets
+have a Jaccard similarity of at least ``similarity`` (found with MinHash + LSH, so it scales to large
+frames, and checked exactly), or (semantic, ``near_duplicates=0.95``) prompts whose embeddings have a
+cosine similarity of at least that number, found with a faiss index (:mod:`..embeddings.neighbours`).
 """
 
 from __future__ import annotations
@@ -102,7 +104,7 @@ def malformed_reason(text: str, prompt: str | None = None) -> str | None:
 
 
 def curate(df: pd.DataFrame, response: str = "response", prompt: str | None = "prompt", *, min_words: int = 3,
-           near_duplicates: bool = True, similarity: float = 0.8,
+           near_duplicates: bool | float = True, similarity: float = 0.8, vectors: Any = None,
            refusal_phrases: Sequence[str] | None = None) -> Curation:
     """Flag rows to drop and return ``Curation(flags, kept, counts)``.
 
@@ -110,12 +112,19 @@ def curate(df: pd.DataFrame, response: str = "response", prompt: str | None = "p
     ``duplicate``, ``near_duplicate``), ``detail`` (why malformed), ``duplicate_of`` (the index label
     of the kept row a duplicate repeats), ``keep`` and ``reason`` (the first reason that applies).
     Missing responses (None / NaN) count as empty. ``prompt=None`` skips the duplicate checks.
+
+    ``near_duplicates``: True compares prompts' words (Jaccard >= ``similarity``); a number such as 0.95
+    compares their meaning: a prompt whose embedding has at least that cosine similarity with an earlier
+    kept prompt is a near duplicate (``detail`` gives the similarity). The prompts are embedded with the
+    kernel's embedding model, or ``vectors`` are used (a matrix with a row per row, or a column of
+    vectors such as ``g4.embed(df, "prompt")``'s ``embedding``); False turns near duplicates off.
     """
     check_frame(df)
     if not isinstance(min_words, int) or min_words < 0:
         raise BatchInputError(f"min_words must be a whole number >= 0, got {min_words!r}.")
     if not 0.0 < similarity <= 1.0:
         raise BatchInputError(f"similarity must be in (0, 1], got {similarity!r}; e.g. similarity=0.8.")
+    semantic = _semantic_threshold(near_duplicates)
     check_columns(df, [response])
     prompts: list[str] | None = None
     if prompt is not None:
@@ -145,7 +154,10 @@ def curate(df: pd.DataFrame, response: str = "response", prompt: str | None = "p
     duplicate_of: list[Any] = [None] * len(df)
     if prompts is not None:
         labels = list(df.index)
-        for i, (kind, first) in _duplicates(prompts, near_duplicates, similarity).items():
+        found = _duplicates(prompts, bool(near_duplicates) and semantic is None, similarity)
+        if semantic is not None:
+            found.update(_semantic(df, prompt, prompts, vectors, semantic, found, detail))
+        for i, (kind, first) in found.items():
             flags[kind][i] = True
             duplicate_of[i] = labels[first]
     out = pd.DataFrame(flags, index=df.index)
@@ -161,6 +173,42 @@ def curate(df: pd.DataFrame, response: str = "response", prompt: str | None = "p
 
 
 # -- duplicates -------------------------------------------------------------------------------------
+
+def _semantic_threshold(near: Any) -> float | None:
+    """None for lexical or no near-duplicate search; the cosine threshold for a number."""
+    if isinstance(near, bool) or near is None:
+        return None
+    if not isinstance(near, (int, float)) or not 0.5 <= near <= 1.0:
+        raise BatchInputError(f"near_duplicates must be True (similar words), False, or a cosine similarity "
+                              f"between 0.5 and 1 (similar meaning, e.g. 0.95), got {near!r}.")
+    return float(near)
+
+
+def _semantic(df: pd.DataFrame, column: str, prompts: list[str], vectors: Any, threshold: float,
+              exact: dict[int, tuple[str, int]], detail: list[str | None]) -> dict[int, tuple[str, int]]:
+    """Near duplicates by meaning among the rows that are not exact duplicates already: ``{row: (kind,
+    kept row)}``; ``detail`` gets the cosine similarity of each."""
+    import numpy as np
+
+    from ..embeddings.neighbours import first_of_groups, similar_pairs
+    from ..embeddings.vectors import vectors_of
+
+    rows = np.array([i for i in range(len(prompts)) if i not in exact], dtype=np.int64)
+    if len(rows) < 2:
+        return {}
+    if vectors is None:
+        matrix, _ = vectors_of(df.iloc[rows], column, what="near-duplicate search")
+    else:
+        matrix = vectors_of(df, None, vectors, what="near-duplicate search")[0][rows]
+    i, j, sims = similar_pairs(matrix, threshold)
+    found = {}
+    similarity = {(a, b): s for a, b, s in zip(i.tolist(), j.tolist(), sims.tolist())}
+    for later, first in first_of_groups(len(rows), i, j).items():
+        found[int(rows[later])] = ("near_duplicate", int(rows[first]))
+        if detail[int(rows[later])] is None:  # a malformed row keeps why it is malformed
+            detail[int(rows[later])] = f"cosine {similarity[(first, later)]:.3f}"
+    return found
+
 
 def _normalized(text: str) -> str:
     return " ".join(_PUNCT.sub(" ", text.casefold()).split())

@@ -120,6 +120,9 @@ class CatalogEntry:
     origin: str  # "package" or the user catalog file it came from
     sampling: Mapping[str, float] = field(default_factory=dict, compare=False, hash=False)
     estimated: tuple[str, ...] = ()
+    embedding: bool = False  # an embedding model (GPT4All's "embeddingModel"), not a chat model
+    # Text put before each input by kind of use ("document", "query"), as the model was trained.
+    prefixes: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def ram_bytes(self) -> int | None:
@@ -204,6 +207,10 @@ def entry_from_json(raw: Mapping[str, Any], origin: str) -> CatalogEntry:
         if key in sampling:
             sampling[key] = int(sampling[key])
     estimated = raw.get("estimated") or ()
+    prefixes = raw.get("embeddingPrefixes") or {}
+    if not isinstance(prefixes, Mapping) or not all(k in ("document", "query") and isinstance(v, str)
+                                                    for k, v in prefixes.items()):
+        raise ValueError("'embeddingPrefixes' must map 'document' and/or 'query' to text")
     return CatalogEntry(
         name=slug(title), title=str(raw.get("title") or title), filename=filename,
         filesize=_number(raw, "filesize", int), ramrequired=_number(raw, "ramrequired", float),
@@ -213,7 +220,8 @@ def entry_from_json(raw: Mapping[str, Any], origin: str) -> CatalogEntry:
         repo_id=repo_id, revision=str(revision or "main"), hf_filename=hf_filename,
         license=raw.get("license"), n_ctx_train=_number(raw, "n_ctx_train", int),
         chat_template=raw.get("chatTemplate"), system_message=raw.get("systemMessage") or raw.get("systemPrompt"),
-        origin=origin, sampling=sampling, estimated=tuple(estimated))
+        origin=origin, sampling=sampling, estimated=tuple(estimated),
+        embedding=str(raw.get("embeddingModel", "")).lower() == "true", prefixes=dict(prefixes))
 
 
 _FILE_CACHE: dict[Path, tuple[tuple[int, int], list[CatalogEntry]]] = {}

@@ -16,8 +16,9 @@ __all__ = ["DEFAULT_EMBEDDING_MODEL", "EMBED_N_CTX", "check_texts", "default_emb
 DEFAULT_EMBEDDING_MODEL = "nomic-embed-text-v1.5"  # Embed4All's default
 EMBED_N_CTX = 2048  # the most tokens of one text (Embed4All's context); models trained on less keep theirs
 KINDS = ("document", "query")
-# nomic-embed-text is trained with a task prefix on every text (Embed4All adds it the same way).
-_NOMIC = {"document": "search_document: ", "query": "search_query: "}
+# nomic-embed-text is trained with a task prefix on every text (Embed4All adds it the same way); a nomic-bert
+# GGUF that is not the catalog's file (another quantization loaded by path) gets them from its architecture.
+_NOMIC_BERT = {"document": "search_document: ", "query": "search_query: "}
 
 
 def default_embedding_model(models_dir: Path, pooling: str | None) -> tuple[str, str | None]:
@@ -47,10 +48,21 @@ def embedding_context(ref: ModelRef, pooling: str | None, force: bool) -> int:
     return n_ctx
 
 
-def task_prefix(ref: ModelRef, kind: str) -> str:
-    """The text put before each input for this kind of use: nomic-embed-text's task prefixes, else none."""
-    names = [ref.name, ref.path.name if ref.path is not None else ""]
-    return _NOMIC[kind] if any("nomic-embed-text" in n.lower() for n in names) else ""
+def task_prefix(ref: ModelRef, kind: str, models_dir: Path | None = None) -> str:
+    """The text put before each input for this kind of use: the catalog entry's ``embeddingPrefixes``
+    (nomic-embed-text's ``search_document:`` / ``search_query:``, bge's query instruction), else a
+    nomic-bert GGUF's own, else none."""
+    entries = catalog.load_catalog(models_dir)
+    for name in (ref.name, ref.path.name if ref.path is not None else None):
+        entry = catalog.find_entry(name, entries) if name else None
+        if entry is not None and entry.embedding:
+            return entry.prefixes.get(kind, "")
+    if ref.path is not None:
+        from .gguf import read_gguf
+
+        if read_gguf(ref.path).architecture == "nomic-bert":
+            return _NOMIC_BERT[kind]
+    return ""
 
 
 def check_texts(texts: Any, kind: str, long: str) -> None:

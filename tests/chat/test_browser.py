@@ -85,6 +85,13 @@ c.LanguageServerManager.autodetect = False
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[dict[str, Any]]:
     """A JupyterLab server on 127.0.0.1 with everything it writes under tmp_path; stopped afterwards."""
+    with jupyter_server(tmp_path, "jupyterlab") as server:
+        yield server
+
+
+@contextlib.contextmanager
+def jupyter_server(tmp_path: Path, app: str) -> Iterator[dict[str, Any]]:
+    """``python -m <app>`` (jupyterlab, or notebook for Notebook 7) on 127.0.0.1, hermetic under tmp_path."""
     if not CHROMIUM.exists():
         _unavailable(f"{CHROMIUM} is missing; install Debian's chromium (apt-get install chromium)")
     try:
@@ -111,10 +118,10 @@ def lab(tmp_path: Path) -> Iterator[dict[str, Any]]:
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(config), JUPYTER_DATA_DIR=str(data),
                JUPYTER_RUNTIME_DIR=str(runtime), JUPYTER_PLATFORM_DIRS="1", HF_HUB_OFFLINE="1",
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    log_path = tmp_path / "jupyterlab.log"
+    log_path = tmp_path / f"{app}.log"
     with open(log_path, "wb") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "jupyterlab", f"--ServerApp.port={port}", f"--IdentityProvider.token={token}",
+            [sys.executable, "-m", app, f"--ServerApp.port={port}", f"--IdentityProvider.token={token}",
              f"--ServerApp.root_dir={root}"],
             env=env, cwd=root, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
@@ -128,7 +135,7 @@ def lab(tmp_path: Path) -> Iterator[dict[str, Any]]:
             except OSError:
                 pass
             if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"JupyterLab did not start:\n{log_path.read_text(errors='replace')[-3000:]}")
+                pytest.fail(f"{app} did not start:\n{log_path.read_text(errors='replace')[-3000:]}")
             time.sleep(0.3)
         yield {"base": base, "token": token, "root": root, "log": log_path}
     finally:

@@ -42,7 +42,15 @@ MODELS3 = [
 
 def test_packaged_catalog_is_complete_and_honest(hermetic, bundled_path):
     entries = catalog.load_catalog(hermetic)
-    assert len(entries) >= 12 and len({e.filename for e in entries.values()}) == len(entries)
+    assert len(entries) >= 15 and len({e.filename for e in entries.values()}) == len(entries)
+    embedders = {name: e for name, e in entries.items() if e.embedding}
+    assert sorted(embedders) == ["all-minilm-l6-v2", "bge-small-en-v1.5", "nomic-embed-text-v1.5"]
+    for e in embedders.values():  # pinned hashes, exact sizes, downloaded like the chat models
+        assert e.sha256sum and len(e.sha256sum) == 64 and "filesize" not in e.estimated and e.n_ctx_train <= 2048
+        assert e.ram_bytes > e.filesize > 30_000_000 and e.repo_id and e.hf_filename == e.filename
+    assert embedders["nomic-embed-text-v1.5"].prefixes == {"document": "search_document: ", "query": "search_query: "}
+    assert embedders["all-minilm-l6-v2"].prefixes == {} and "query" in embedders["bge-small-en-v1.5"].prefixes
+    entries = {name: e for name, e in entries.items() if not e.embedding}
     counts = [e.parameter_count for e in entries.values()]
     assert counts == sorted(counts) and counts[0] == 135_000_000 and 7.5e9 < counts[-1] < 8.5e9
     allowed_estimates = {"filesize", "ramrequired"}
@@ -99,7 +107,8 @@ def test_gpt4all_models3_json_is_imported_as_is(hermetic, tmp_path):
     assert llama.chat_template.startswith("{{- bos_token }}") and llama.description == "Fast responses Instruct model"
     mistral = entries["mistral-instruct"]
     assert mistral.repo_id is None and mistral.url.startswith("https://gpt4all.io/") and mistral.system_message == ""
-    assert entries["sbert"].filename == "all-MiniLM-L6-v2-f16.gguf"
+    assert entries["sbert"].filename == "all-MiniLM-L6-v2-f16.gguf" and entries["sbert"].embedding
+    assert not mistral.embedding
     assert entries["all-minilm-l6-v2.gguf2.f16"].filename == "all-MiniLM-L6-v2.gguf2.f16.gguf"
     # importing again merges (no duplicates), and the user file is still a models3-style list
     catalog.import_catalog(source, hermetic)

@@ -2,10 +2,17 @@
 model, pooling as the GGUF declares (or as asked), many texts per decode.
 
 llama-cpp-python's ``Llama.embed`` already does what is needed: one unified KV buffer with up to
-``n_batch`` sequences, every text's tokens in one batch until ``n_batch`` tokens are used, and the pooled
+256 sequences, every text's tokens in one batch until ``n_batch`` tokens are used, and the pooled
 vector of each sequence read with ``llama_get_embeddings_seq``. So this wraps it rather than writing
 another batching loop; the context's ``n_batch`` and ``n_ubatch`` equal ``n_ctx`` because non-causal
-encoders (BERT) need a whole batch in one micro-batch.
+encoders (BERT) need a whole sequence in one micro-batch.
+
+What is wrapped is how many texts go into one call: every token of a decode attends over the whole
+decode (masked to its own sequence), so the attention work grows with the square of the tokens packed
+together, and a 2,048-token decode of short texts does about twice the work of the same texts one at a
+time on SmolLM2-135M. Texts are therefore handed to ``Llama.embed`` in groups of about ``PACK_TOKENS``
+tokens (a longer text goes alone): measured on 128 short texts, 1 thread, 512-token groups were 1.5x
+faster than 2,048-token ones.
 """
 
 from __future__ import annotations
@@ -16,7 +23,9 @@ from ...errors import ModelLoadError
 from ..base import Embedder, ModelRef, no_pooling
 from .native import deferred_interrupt, import_llama_cpp, native_log_tail, without_amx_repack
 
-__all__ = ["LlamaEmbedder", "load_embedder"]
+__all__ = ["PACK_TOKENS", "LlamaEmbedder", "load_embedder"]
+
+PACK_TOKENS = 512
 
 
 def load_embedder(ref: ModelRef, *, n_ctx: int, n_threads: int, pooling: str | None) -> LlamaEmbedder:
@@ -58,9 +67,25 @@ class LlamaEmbedder(Embedder):
 
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        vectors = np.asarray(self.llm.embed(list(texts), normalize=False, truncate=False), dtype=np.float32)
+        vectors = np.empty((len(texts), self.dim), dtype=np.float32)
+        for group in self._groups(texts):
+            out = self.llm.embed([texts[i] for i in group], normalize=False, truncate=False)
+            vectors[group] = np.asarray(out, dtype=np.float32)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return vectors / np.where(norms > 0, norms, 1.0)
+
+    def _groups(self, texts: Sequence[str]) -> list[list[int]]:
+        """Positions of the texts in groups of about PACK_TOKENS tokens, in order."""
+        groups: list[list[int]] = [[]]
+        used = 0
+        for i, text in enumerate(texts):
+            n = len(self.llm.tokenize(text.encode("utf-8"), add_bos=True, special=False))
+            if groups[-1] and used + n > PACK_TOKENS:
+                groups.append([])
+                used = 0
+            groups[-1].append(i)
+            used += n
+        return groups
 
     def pieces(self, text: str) -> list[str]:
         tokens = self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)

@@ -5,6 +5,7 @@
     import gpt4all_magic as g4
     g4.generate("Write a haiku about tea.", temp=0).text
     chat = g4.ChatSession(system_prompt="Be brief.")
+    g4.docs.add("notes", "./notes"); g4.generate("How do I install it?", docs="notes").sources
     g4.chat()  # the chat panel (a widget); %gpt4all chat --sidebar puts it in JupyterLab's sidebar
 
 Importing this package is light: llama_cpp, pandas, huggingface_hub and ipywidgets load on first use.
@@ -33,6 +34,7 @@ __all__ = [
     "connect",
     "curate",
     "disconnect",
+    "docs",
     "download",
     "evaluate",
     "generate",
@@ -85,6 +87,8 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
+    if name == "docs":  # the subpackage as a namespace: g4.docs.add / search / list / rm
+        return import_module(".docs", __name__)
     if name in _LAZY:
         module, attr = _LAZY[name]
         value = getattr(import_module(f".{module}", __name__), attr)

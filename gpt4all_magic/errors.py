@@ -30,7 +30,11 @@ Map of the hierarchy::
     │   ├── RemoteConnectionError
     │   ├── RemoteAuthError
     │   └── RemoteTimeoutError
-    └── BatchInputError             bad DataFrame / template for batch work
+    ├── BatchInputError             bad DataFrame / template for batch work
+    └── DocsError                   local document collections (g4.docs, --docs, @docs:NAME)
+        ├── CollectionNotFoundError no collection of that name
+        ├── IndexMismatchError      index built with another embedding model or dimension
+        └── DocumentError           a file that cannot be indexed (unsupported, unreadable, no text layer)
 
     KeyboardInterrupt
     └── GenerationInterrupted       Ctrl-C mid-generation; carries the partial result
@@ -43,6 +47,9 @@ __all__ = [
     "BatchInputError",
     "ChecksumMismatchError",
     "ContextOverflowError",
+    "CollectionNotFoundError",
+    "DocsError",
+    "DocumentError",
     "DownloadError",
     "EmptyPromptError",
     "GatedRepoError",
@@ -50,6 +57,7 @@ __all__ = [
     "GenerationInterrupted",
     "Gpt4AllError",
     "InvalidModelFileError",
+    "IndexMismatchError",
     "InvalidOptionError",
     "ModelBusyError",
     "ModelError",
@@ -203,6 +211,23 @@ class RemoteTimeoutError(RemoteError):
 
 class BatchInputError(Gpt4AllError, ValueError):
     """A DataFrame, column or template given to a batch function is unusable."""
+
+
+class DocsError(Gpt4AllError):
+    """A document collection cannot be built, found or searched; also a missing ``[docs]`` extra."""
+
+
+class CollectionNotFoundError(DocsError):
+    """No collection has this name."""
+
+
+class IndexMismatchError(DocsError):
+    """The collection was indexed with another embedding model or vector dimension."""
+
+
+class DocumentError(DocsError):
+    """One file cannot be indexed: unsupported type, unreadable, corrupt, or a PDF without a text layer.
+    ``add`` skips such a file with a note; naming it alone raises this."""
 
 
 class GenerationInterrupted(KeyboardInterrupt):

@@ -26,6 +26,7 @@ class GenerationResult:
     finish_reason: str  # "stop", "length", "stopped" (Stop button), "interrupted" (Ctrl-C), "error"
     notices: list[str] = field(default_factory=list)
     messages: list[Message] = field(default_factory=list)
+    sources: list[dict[str, Any]] = field(default_factory=list)  # document excerpts it was given (docs=...)
 
     def __str__(self) -> str:
         return self.text

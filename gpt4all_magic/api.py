@@ -4,10 +4,10 @@ single generations and servers. The magics call the same functions."""
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from .engines.base import LoadedModel
-from .errors import InvalidOptionError, ModelNotDownloadedError, NotEnoughMemoryError
+from .errors import GenerationInterrupted, InvalidOptionError, ModelNotDownloadedError, NotEnoughMemoryError
 from .manager import GenerationResult, ModelManager, get_manager
 from .options import GenerationOptions
 
@@ -17,8 +17,12 @@ __all__ = ["connect", "disconnect", "download", "download_for_load", "generate",
 
 def generate(prompt: str, *, model: str | os.PathLike[str] | None = None, on_text: Callable[[str], None] | None = None,
              should_stop: Callable[[], bool] | None = None, options: GenerationOptions | None = None,
-             manager: ModelManager | None = None, **option_values: Any) -> GenerationResult:
+             manager: ModelManager | None = None, docs: str | Sequence[str] | None = None, docs_k: int = 3,
+             **option_values: Any) -> GenerationResult:
     """Answer ``prompt`` in a fresh single turn (chat template applied); options as keyword arguments.
+
+    ``docs`` names a collection (or several) of local documents (``g4.docs.add``): its ``docs_k`` best
+    chunks go into the prompt after the question, and ``result.sources`` cites them.
 
     >>> generate("Name a colour.", temp=0, max_tokens=10).text  # doctest: +SKIP
     """
@@ -26,8 +30,24 @@ def generate(prompt: str, *, model: str | os.PathLike[str] | None = None, on_tex
         raise InvalidOptionError(f"prompt must be text, got {type(prompt).__name__}.")
     options = GenerationOptions.from_mapping(option_values, base=options)
     manager = manager or get_manager()
-    return manager.generate([{"role": "user", "content": prompt}], options, model=model,
-                            on_text=on_text, should_stop=should_stop)
+    if not docs:
+        return manager.generate([{"role": "user", "content": prompt}], options, model=model,
+                                on_text=on_text, should_stop=should_stop)
+    from .docs.prompt import docs_prompt
+
+    with manager.acquire("generating"):
+        n_ctx = manager.ensure_loaded(model).n_ctx
+        system = [{"role": "system", "content": options.system_prompt}] if options.system_prompt else []
+        built = docs_prompt(prompt, docs, manager=manager, n_ctx=n_ctx, max_tokens=options.max_tokens,
+                            before=system, k=docs_k)
+        try:
+            result = manager.generate([{"role": "user", "content": built.content}], options, model=model,
+                                      on_text=on_text, should_stop=should_stop)
+        except GenerationInterrupted as exc:
+            exc.result.sources, exc.result.notices = built.sources, built.notes + exc.result.notices
+            raise
+    result.sources, result.notices = built.sources, built.notes + result.notices
+    return result
 
 
 # -- models -------------------------------------------------------------------------------------------

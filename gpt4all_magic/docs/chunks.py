@@ -35,9 +35,26 @@ def _splitter(markdown: bool) -> Any:
     return kind(CAPACITY, overlap=OVERLAP)
 
 
+def _segments(doc: Document) -> list[tuple[int, int]]:
+    """Character ranges never crossed by a chunk: each page of a PDF (so a citation names one page)."""
+    if doc.unit != "page" or not doc.units:
+        return [(0, len(doc.text))]
+    segments, start, offset = [], 0, 0
+    lines = doc.text.split("\n")
+    for i, line in enumerate(lines):
+        end = offset + len(line)
+        if i + 1 == len(lines) or doc.units[i + 1] != doc.units[i]:
+            segments.append((start, end))
+            start = end + 1
+        offset = end + 1
+    return segments
+
+
 def _spans(doc: Document) -> list[tuple[int, int]]:
     markdown = doc.unit in ("section", "cell") or doc.path.suffix.lower() in (".md", ".markdown")
-    found = [(off, off + len(text)) for off, text in _splitter(markdown).chunk_indices(doc.text) if text.strip()]
+    splitter = _splitter(markdown)
+    found = [(base + off, base + off + len(text)) for base, end in _segments(doc)
+             for off, text in splitter.chunk_indices(doc.text[base:end]) if text.strip()]
     merged: list[tuple[int, int]] = []
     carry = None
     for start, end in found:

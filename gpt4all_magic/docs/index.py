@@ -105,10 +105,7 @@ def _check_new_roots(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
     for given in paths:
         path = Path(given).expanduser().resolve()
         if path.is_file():
-            if path.suffix.lower() not in SUFFIXES:
-                read_document(path)  # raises the one-line "not supported" error
-            elif not os.access(path, os.R_OK):
-                raise DocumentError(f"Cannot read {path} (permission denied); check the file's permissions.")
+            read_document(path)  # a file named on its own that cannot be indexed is an error, not a note
         elif path.is_dir():
             files, _ = scan([str(path)])
             if not files:

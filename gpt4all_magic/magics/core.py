@@ -141,8 +141,10 @@ class Gpt4AllMagics(Magics):
                 return result
         return self.answer(cell, args)
 
-    def answer(self, cell: str, args: argparse.Namespace) -> str:
-        """Run one prompt for ``%%gpt4all`` and present it."""
+    def answer(self, cell: str, args: argparse.Namespace, ask: Callable[..., GenerationResult] | None = None,
+               after: Callable[[GenerationResult], None] | None = None) -> str:
+        """Run one prompt for ``%%gpt4all`` and present it; ``ask`` replaces how it is asked (``--docs``) and
+        ``after`` shows more under the answer."""
         out = self.check_variable(args.out)
         filled = fill(cell, self.shell.user_ns if self.shell else {})
         prompt = filled.text.lstrip("\r\n").rstrip()  # the cell's trailing newline is not part of the prompt
@@ -153,7 +155,9 @@ class Gpt4AllMagics(Magics):
         with usage_errors():
             options = self.cell_options(args)
             fmt = args.format or self.output_format
-            result = self.stream(lambda on_text: self._ask(prompt, args, options, on_text), fmt)
+            result = self.stream(lambda on_text: (ask or self._ask)(prompt, args, options, on_text), fmt)
+        if after is not None:
+            after(result)
         text = result.text
         if out:
             self.shell.user_ns[out] = text
@@ -177,7 +181,7 @@ class Gpt4AllMagics(Magics):
 
     def stream(self, run: Callable[[Callable[[str], None]], GenerationResult], fmt: str) -> GenerationResult:
         """Show a generation as it streams; on Ctrl-C keep and show the partial answer."""
-        display = StreamDisplay(rich=self._rich(), output_format=fmt, interval=self.update_interval)
+        display = StreamDisplay(rich=self.rich(), output_format=fmt, interval=self.update_interval)
         display.start()
         interrupted = False
         try:
@@ -197,7 +201,8 @@ class Gpt4AllMagics(Magics):
             print(result.status_line())
         return result
 
-    def _rich(self) -> bool:
+    def rich(self) -> bool:
+        """Whether answers update a display in place (a notebook) rather than print (a terminal)."""
         if self.display_mode != "auto":
             return self.display_mode == "rich"
         return getattr(self.shell, "kernel", None) is not None
@@ -212,7 +217,7 @@ class Gpt4AllMagics(Magics):
         if self.shell is not None:
             formatter = self.shell.display_formatter.ipython_display_formatter
             # A terminal has already written "Out[n]: " by the time this runs; finish that line.
-            note = None if self._rich() else f"<str of {len(text)} characters: the answer above>"
+            note = None if self.rich() else f"<str of {len(text)} characters: the answer above>"
             formatter.singleton_printers[id(text)] = lambda obj: note and print(note)
             self._quiet_ids.append(id(text))
         return text

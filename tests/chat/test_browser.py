@@ -100,11 +100,13 @@ def lab(tmp_path: Path) -> Iterator[dict[str, Any]]:
     # No "would you like news?" toast over the page.
     (labconfig / "page_config.json").write_text(json.dumps(
         {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}))
-    if _installed_labextension() is None:
-        built = _built_labextension()
-        if built is None:
-            _unavailable("the lab extension is not built; run `pip install .` or "
-                         "`jlpm --cwd labextension install && jlpm --cwd labextension build:prod`")
+    # This checkout's build wins over an installed copy (the user data folder comes first in JupyterLab's
+    # search path), so the test runs the TypeScript of the tree under test.
+    built = _built_labextension()
+    if built is None and _installed_labextension() is None:
+        _unavailable("the lab extension is not built; run `pip install .` or "
+                     "`jlpm --cwd labextension install && jlpm --cwd labextension build:prod`")
+    if built is not None:
         (data / "labextensions").mkdir()
         (data / "labextensions" / EXT_NAME).symlink_to(built, target_is_directory=True)
     port, token = _free_port(), secrets.token_hex(16)

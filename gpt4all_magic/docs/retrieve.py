@@ -12,8 +12,9 @@ from typing import Any, Sequence
 from ..errors import DocsError
 from ..manager import ModelManager, get_manager
 from .index import display_path, open_collection
+from .store import Collection
 
-__all__ = ["RRF_K", "Hit", "fts_query", "hits", "search"]
+__all__ = ["RRF_K", "Hit", "query_words", "hits", "rank", "search"]
 
 RRF_K = 60  # the constant of Cormack et al. (2009), also LocalDocs'
 DEPTH = 50  # candidates taken from each ranking
@@ -52,10 +53,10 @@ class Hit:
         return data
 
 
-def fts_query(text: str) -> str:
-    """The question's words as an FTS5 query: any of them, each quoted (FTS5 syntax never comes from users)."""
+def query_words(text: str) -> list[str]:
+    """The question's words for the full-text search (each is quoted there: FTS5 syntax never comes from users)."""
     words = [w for w in re.findall(r"\w+", text.lower()) if w not in _STOP and len(w) > 1]
-    return " OR ".join(f'"{w}"' for w in dict.fromkeys(words))
+    return list(dict.fromkeys(words))
 
 
 def _fuse(rankings: Sequence[list[tuple[int, float]]]) -> dict[int, float]:
@@ -81,15 +82,20 @@ def hits(names: str | Sequence[str], query: str, k: int = 3, *, manager: ModelMa
             continue
         embedding = manager.embed([query], model=meta["model"], pooling=meta.get("pooling") or None, kind="query")
         collection.check_model(embedding.model, embedding.dim)
-        by_vector = collection.vector_search(embedding.vectors[0], DEPTH)
-        by_text = collection.text_search(fts_query(query), DEPTH)
-        fused = _fuse([by_vector, by_text])
-        best = sorted(fused, key=fused.get, reverse=True)[:k]
-        rows = collection.chunk_rows(best)
-        cosines, bm25 = dict(by_vector), dict(by_text)
-        found += [Hit(name, rows[i][0], rows[i][2], rows[i][3], rows[i][4], rows[i][1], fused[i], cosines.get(i),
-                      bm25.get(i)) for i in best if i in rows]
+        found += rank(collection, embedding.vectors[0], query, k)
     return sorted(found, key=lambda h: h.score, reverse=True)[:k]
+
+
+def rank(collection: Collection, vector: Any, query: str, k: int) -> list[Hit]:
+    """The ``k`` best chunks of one collection for a question and its (already embedded) vector."""
+    by_vector = collection.vector_search(vector, DEPTH)
+    by_text = collection.text_search(query_words(query), DEPTH)
+    fused = _fuse([by_vector, by_text])
+    best = sorted(fused, key=fused.get, reverse=True)[:k]
+    rows = collection.chunk_rows(best)
+    cosines, bm25 = dict(by_vector), dict(by_text)
+    return [Hit(collection.name, rows[i][0], rows[i][2], rows[i][3], rows[i][4], rows[i][1], fused[i],
+                cosines.get(i), bm25.get(i)) for i in best if i in rows]
 
 
 def search(name: str, query: str, k: int = 5, *, manager: ModelManager | None = None) -> Any:

@@ -17,7 +17,7 @@ import gpt4all_magic as g4
 from gpt4all_magic.docs.chunks import chunk_document
 from gpt4all_magic.docs.index import add, open_collection
 from gpt4all_magic.docs.readers import read_document
-from gpt4all_magic.docs.retrieve import fts_query, hits
+from gpt4all_magic.docs.retrieve import query_words, hits
 from gpt4all_magic.errors import (CollectionNotFoundError, DocsError, DocumentError, Gpt4AllError,
                                   IndexMismatchError)
 
@@ -81,7 +81,7 @@ def test_hybrid_finds_more_than_either_ranking_alone(corpus, manager):
     for question, want in QUESTIONS.items():
         vector = manager.embed([question], model=collection.meta()["model"], pooling="mean", kind="query").vectors[0]
         by_vector = [files[i] for i, _ in collection.vector_search(vector, 3)]
-        by_text = [files[i] for i, _ in collection.text_search(fts_query(question), 3)]
+        by_text = [files[i] for i, _ in collection.text_search(query_words(question), 3)]
         found["vector"] += want in by_vector
         found["text"] += want in by_text
         found["hybrid"] += want in _names(hits("corpus", question, 3))
@@ -101,7 +101,7 @@ def test_vector_and_fused_scores_match_independent_computations(corpus, manager)
     assert [i for i, _ in by_vector] == sorted(reference, key=reference.get, reverse=True)
     for i, cosine in by_vector:
         assert cosine == pytest.approx(reference[i], abs=1e-5)
-    by_text = collection.text_search(fts_query(question), 50)
+    by_text = collection.text_search(query_words(question), 50)
     expected = {}
     for ranking in (by_vector, by_text):
         for rank, (i, _) in enumerate(ranking, start=1):
@@ -150,7 +150,7 @@ def test_editing_one_file_re_embeds_only_it_and_deleting_drops_its_chunks(fresh,
     collection = open_collection("mine")
     assert collection.count() == before - 1
     assert "lentil_soup.txt" not in {Path(p).name for p in collection.files()}
-    assert collection.text_search(fts_query("lentils cumin"), 10) == []
+    assert collection.text_search(query_words("lentils cumin"), 10) == []
     assert "lentil_soup.txt" not in _names(hits("mine", "What ingredients go into the lentil soup?", 3))
 
 

@@ -6,7 +6,7 @@ Prints, from one run on one machine (absolute times vary with load; rerun on a b
    embedder, and the pipeline alone (read, chunk, store) with the fake embedder, so the embedding's share shows;
 2. retrieval latency at 100k chunks (vector plus full-text search, fusion and reading the chunks; not the
    query's embedding), target < 50 ms, with random unit vectors and synthetic text written straight into the
-   store; sqlite-vec's own brute-force KNN on the same vectors, for comparison;
+   store; sqlite-vec's own exact search in SQL on the same vectors, for comparison;
 3. re-indexing 1 changed file out of 500: target under a second plus that file's embedding time.
 """
 
@@ -134,15 +134,15 @@ def bench_retrieval(n: int, dim: int = 768, queries: int = 20) -> dict[str, Any]
     vec0 = []
     for _, vector in asks[:3]:
         started = time.perf_counter()
-        collection.conn.execute("SELECT chunk_id, distance FROM vectors WHERE embedding MATCH ? AND k = 50",
-                                (vector.tobytes(),)).fetchall()
+        collection.conn.execute("SELECT chunk_id, vec_distance_cosine(embedding, ?) AS d FROM vectors ORDER BY d "
+                                "LIMIT 50", (vector.tobytes(),)).fetchall()
         vec0.append(time.perf_counter() - started)
     median = statistics.median(times)
     return {"chunks": collection.count(), "dim": dim, "write_seconds": round(write, 1),
             "first_query_ms (reads the vectors)": round(cold * 1000, 1),
             "median_ms": round(median * 1000, 2), "p95_ms": round(sorted(times)[int(0.95 * (len(times) - 1))] * 1000, 2),
             "target_ms": 50, "pass": median < 0.050,
-            "sqlite_vec_knn_median_ms (not used)": round(statistics.median(vec0) * 1000, 1)}
+            "sqlite_vec_sql_scan_median_ms (not used)": round(statistics.median(vec0) * 1000, 1)}
 
 
 def bench_reindex(folder: Path, files: int = 500) -> dict[str, Any]:

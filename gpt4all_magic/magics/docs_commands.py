@@ -20,8 +20,9 @@ __all__ = ["docs_cell", "sources_bundle"]
 
 def _add_flags(p: Parser) -> None:
     group = p.add_argument_group("local documents")
+    # "%%": an argument group's add_argument does not escape "%" as Parser.add_argument does
     group.add_argument("--docs", metavar="NAME", action="append",
-                       help="Answer with the best chunks of collection NAME (`%gpt4all docs add NAME PATH...`) in the "
+                       help="Answer with the best chunks of collection NAME (`%%gpt4all docs add NAME PATH...`) in the "
                             "prompt, after the question; the sources are shown under the answer (repeatable).")
     group.add_argument("--docs-k", type=int, default=None, metavar="K",
                        help="With --docs: how many chunks to put in the prompt (default: 3).")

@@ -87,7 +87,7 @@ def _show_sources(magics: Any, result: GenerationResult) -> None:
             arg("words", nargs="*", metavar="PATH|QUERY",
                 help="add: files and folders (md, txt, py, ipynb, html, pdf, docx; none: refresh what it holds); "
                      "search: the question."),
-            arg("-k", type=int, default=5, help="search: how many chunks (default: 5)."),
+            arg("-k", type=int, default=5, help="search: how many chunks (default: 5); after the query."),
             arg("--model", help="add: the embedding model of a new collection (default: nomic-embed-text-v1.5 if "
                                 "downloaded, else the bundled model)."))
 def _docs(magics: Any, args: argparse.Namespace) -> Any:

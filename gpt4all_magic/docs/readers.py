@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from ..errors import DocsError, DocumentError
 
-__all__ = ["SUFFIXES", "Document", "read_document", "require"]
+__all__ = ["SUFFIXES", "Document", "read_bytes_hash", "read_document", "require"]
 
 EXTRA = 'pip install "gpt4all-magic[docs]"'
 

@@ -53,12 +53,13 @@ def _real_files(folder: Path, chunks: int) -> None:
     """Copy real text to index: pandas' own source files (code and docstrings), about ``chunks`` chunks' worth."""
     import pandas
 
-    size = 0
+    wanted = chunks * 700  # about 700 characters of text per chunk here, overlap included
     for path in sorted(Path(pandas.__file__).parent.joinpath("core").rglob("*.py")):
-        if size >= chunks * 700:  # about 700 characters of text per chunk here, overlap included
+        if wanted <= 0:
             break
-        (folder / path.name).write_bytes(path.read_bytes())
-        size += path.stat().st_size
+        text = path.read_text(encoding="utf-8")[:wanted]  # the last file is cut to size
+        (folder / path.name).write_text(text, encoding="utf-8")
+        wanted -= len(text)
 
 
 def bench_indexing(folder: Path, chunks: int, model_chunks: int) -> dict[str, Any]:
@@ -86,8 +87,9 @@ def bench_indexing(folder: Path, chunks: int, model_chunks: int) -> dict[str, An
         report = add("bench-fake" if fake else "bench-real", target, manager=manager, progress=False)
         seconds = time.perf_counter() - started
         result[label] = {"files": report.indexed, "chunks": report.chunks, "seconds": round(seconds, 2),
-                         "chunks_per_s": round(report.chunks / seconds, 1),
+                         "chunks_per_s": round(report.chunks / seconds, 2),
                          "embedding_share": round(embed_seconds[0] / seconds, 3)}
+        print(f"  indexing, {label}: {result[label]}", flush=True)
         manager.unload_embedder()
     return result
 

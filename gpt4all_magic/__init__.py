@@ -5,6 +5,7 @@
     import gpt4all_magic as g4
     g4.generate("Write a haiku about tea.", temp=0).text
     chat = g4.ChatSession(system_prompt="Be brief.")
+    g4.docs.add("notes", "./notes"); g4.generate("How do I install it?", docs="notes").sources
     g4.chat()  # the chat panel (a widget); %gpt4all chat --sidebar puts it in JupyterLab's sidebar
     g4.map(df, "prompt", color="reason")  # embed, project and show a data map; m.selection is what you select
 
@@ -35,6 +36,7 @@ __all__ = [
     "connect",
     "curate",
     "disconnect",
+    "docs",
     "download",
     "embed",
     "evaluate",
@@ -94,6 +96,8 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
+    if name == "docs":  # the subpackage as a namespace: g4.docs.add / search / list / rm
+        return import_module(".docs", __name__)
     if name in _LAZY:
         module, attr = _LAZY[name]
         value = getattr(import_module(f".{module}", __name__), attr)

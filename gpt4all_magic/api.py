@@ -4,10 +4,11 @@ single generations and servers. The magics call the same functions."""
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from .engines.base import LoadedModel, Message, ResponseFormat
-from .errors import InvalidOptionError, ModelNotDownloadedError, NotEnoughMemoryError, StructuredOutputError
+from .errors import (GenerationInterrupted, InvalidOptionError, ModelNotDownloadedError, NotEnoughMemoryError,
+                     StructuredOutputError)
 from .manager import GenerationResult, ModelManager, get_manager
 from .options import GenerationOptions
 
@@ -17,7 +18,8 @@ __all__ = ["connect", "disconnect", "download", "download_for_load", "generate",
 
 def generate(prompt: str, *, model: str | os.PathLike[str] | None = None, on_text: Callable[[str], None] | None = None,
              should_stop: Callable[[], bool] | None = None, options: GenerationOptions | None = None,
-             manager: ModelManager | None = None, schema: Any = None, **option_values: Any) -> GenerationResult:
+             manager: ModelManager | None = None, schema: Any = None, docs: str | Sequence[str] | None = None,
+             docs_k: int = 3, **option_values: Any) -> GenerationResult:
     """Answer ``prompt`` in a fresh single turn (chat template applied); options as keyword arguments.
 
     With ``schema`` (a pydantic model class, a JSON Schema dict or its JSON text, or a
@@ -27,20 +29,44 @@ def generate(prompt: str, *, model: str | os.PathLike[str] | None = None, on_tex
     error added to the prompt), or that ``max_tokens`` cut, raises StructuredOutputError (the text kept
     on its ``result``).
 
+    ``docs`` names a collection (or several) of local documents (``g4.docs.add``): its ``docs_k`` best
+    chunks go into the prompt after the question, and ``result.sources`` cites them.
+
     >>> generate("Name a colour.", temp=0, max_tokens=10).text  # doctest: +SKIP
     """
     if not isinstance(prompt, str):
         raise InvalidOptionError(f"prompt must be text, got {type(prompt).__name__}.")
     manager = manager or get_manager()
-    messages = [{"role": "user", "content": prompt}]
-    if schema is None:
-        options = GenerationOptions.from_mapping(option_values, base=options)
-        return manager.generate(messages, options, model=model, on_text=on_text, should_stop=should_stop)
-    from .structured.schema import TYPED_DEFAULTS, Schema
+    spec = None
+    if schema is not None:
+        from .structured.schema import TYPED_DEFAULTS, Schema
 
-    spec = Schema.of(schema)
-    options = GenerationOptions.from_mapping(option_values, base=options or GenerationOptions(**TYPED_DEFAULTS))
-    return generate_typed(manager, messages, spec, options, model=model, on_text=on_text, should_stop=should_stop)
+        spec = Schema.of(schema)
+        options = options or GenerationOptions(**TYPED_DEFAULTS)
+    options = GenerationOptions.from_mapping(option_values, base=options)
+
+    def answer(messages: list[Message]) -> GenerationResult:
+        if spec is None:
+            return manager.generate(messages, options, model=model, on_text=on_text, should_stop=should_stop)
+        return generate_typed(manager, messages, spec, options, model=model, on_text=on_text,
+                              should_stop=should_stop)
+
+    if not docs:
+        return answer([{"role": "user", "content": prompt}])
+    from .docs.prompt import docs_prompt
+
+    with manager.acquire("generating"):
+        n_ctx = manager.ensure_loaded(model).n_ctx
+        system = [{"role": "system", "content": options.system_prompt}] if options.system_prompt else []
+        built = docs_prompt(prompt, docs, manager=manager, n_ctx=n_ctx, max_tokens=options.max_tokens,
+                            before=system, k=docs_k)
+        try:
+            result = answer([{"role": "user", "content": built.content}])
+        except GenerationInterrupted as exc:
+            exc.result.sources, exc.result.notices = built.sources, built.notes + exc.result.notices
+            raise
+    result.sources, result.notices = built.sources, built.notes + result.notices
+    return result
 
 
 def generate_typed(manager: ModelManager, messages: list[Message], spec: Any, options: GenerationOptions, *,

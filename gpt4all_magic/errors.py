@@ -34,7 +34,11 @@ Map of the hierarchy::
     │   └── RemoteTimeoutError
     ├── BatchInputError             bad DataFrame / template for batch work
     │   └── TaskDataError           a task's dataset is missing, offline, or not in the adapter's schema
-    └── MissingDependencyError      an optional extra is not installed (names the pip command)
+    ├── MissingDependencyError      an optional extra is not installed (names the pip command)
+    └── DocsError                   local document collections (g4.docs, --docs, @docs:NAME)
+        ├── CollectionNotFoundError no collection of that name
+        ├── IndexMismatchError      index built with another embedding model or dimension
+        └── DocumentError           a file that cannot be indexed (unsupported, unreadable, no text layer)
 
     KeyboardInterrupt
     └── GenerationInterrupted       Ctrl-C mid-generation; carries the partial result
@@ -47,6 +51,9 @@ __all__ = [
     "BatchInputError",
     "ChecksumMismatchError",
     "ContextOverflowError",
+    "CollectionNotFoundError",
+    "DocsError",
+    "DocumentError",
     "DownloadError",
     "EmptyPromptError",
     "GatedRepoError",
@@ -54,6 +61,7 @@ __all__ = [
     "GenerationInterrupted",
     "Gpt4AllError",
     "InvalidModelFileError",
+    "IndexMismatchError",
     "InvalidOptionError",
     "MissingDependencyError",
     "ModelBusyError",
@@ -242,6 +250,23 @@ class MissingDependencyError(Gpt4AllError, ImportError):
     def for_extra(cls, module: str, extra: str, purpose: str) -> MissingDependencyError:
         return cls(f"{purpose} needs {module}, which is not installed; install it with "
                    f"`pip install \"gpt4all-magic[{extra}]\"`.")
+
+
+class DocsError(Gpt4AllError):
+    """A document collection cannot be built, found or searched; also a missing ``[docs]`` extra."""
+
+
+class CollectionNotFoundError(DocsError):
+    """No collection has this name."""
+
+
+class IndexMismatchError(DocsError):
+    """The collection was indexed with another embedding model or vector dimension."""
+
+
+class DocumentError(DocsError):
+    """One file cannot be indexed: unsupported type, unreadable, corrupt, or a PDF without a text layer.
+    ``add`` skips such a file with a note; naming it alone raises this."""
 
 
 class GenerationInterrupted(KeyboardInterrupt):

@@ -27,6 +27,7 @@ class GenerationResult:
     notices: list[str] = field(default_factory=list)
     messages: list[Message] = field(default_factory=list)
     data: Any = None  # with a schema: the validated answer (a pydantic instance, dict, list or label)
+    sources: list[dict[str, Any]] = field(default_factory=list)  # document excerpts it was given (docs=...)
 
     def __str__(self) -> str:
         return self.text

@@ -1,5 +1,5 @@
 """``@name`` in a chat message attaches a kernel variable: a DataFrame as its schema and first rows,
-anything else as a bounded repr. The attached text is bounded by a token budget derived from the
+anything else as a bounded repr (``@docs:NAME`` instead searches a document collection: :func:`docs_mentions`). The attached text is bounded by a token budget derived from the
 context window, and both its size and its exact text are shown to the user; a size the model could
 not count (a server without a tokenize endpoint) is shown as an estimate, "≈N tokens"."""
 
@@ -12,10 +12,13 @@ from typing import Any, Callable, Mapping
 
 from ..engines.base import TokenCount
 
-__all__ = ["Attachment", "attach", "attachment_budget", "compose", "describe", "mentions", "recount"]
+__all__ = ["Attachment", "attach", "attachment_budget", "compose", "describe", "docs_mentions", "mentions", "recount",
+           "without_docs_mentions"]
 
-# "@df" but not "a@b.com" or "@@x"; the name must be a Python identifier.
-_MENTION = re.compile(r"(?<![\w.@])@([A-Za-z_][A-Za-z0-9_]*)")
+# "@df" but not "a@b.com", "@@x" or "@docs:notes"; the name must be a Python identifier.
+_MENTION = re.compile(r"(?<![\w.@])@([A-Za-z_][A-Za-z0-9_]*)(?![\w:])")
+# "@docs:notes": the best chunks of the document collection "notes" go with the message.
+_DOCS = re.compile(r"(?<![\w.@])@docs:([A-Za-z0-9](?:[\w.-]*[\w-])?)")
 CHARS_PER_TOKEN = 3  # conservative estimate until the model's tokenizer counts exactly
 MAX_ROWS = 5
 
@@ -51,6 +54,16 @@ def mentions(text: str) -> list[str]:
     for match in _MENTION.finditer(text):
         seen.setdefault(match.group(1), None)
     return list(seen)
+
+
+def docs_mentions(text: str) -> list[str]:
+    """The distinct ``@docs:NAME`` collections named in ``text``, in order."""
+    return list(dict.fromkeys(m.group(1) for m in _DOCS.finditer(text)))
+
+
+def without_docs_mentions(text: str) -> str:
+    """``text`` without its ``@docs:NAME`` mentions: the question to search the documents with."""
+    return re.sub(r"\s{2,}", " ", _DOCS.sub(" ", text)).strip() or text
 
 
 def attachment_budget(n_ctx: int, max_tokens: int) -> int:

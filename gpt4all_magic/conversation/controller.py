@@ -17,7 +17,7 @@ from ..errors import EmptyPromptError, GenerationInterrupted, Gpt4AllError, Mode
 from ..manager import GenerationResult
 from ..options import GenerationOptions
 from ..text import tokens_per_second
-from .context import attach, attachment_budget, compose, recount
+from .context import attach, attachment_budget, compose, docs_mentions, recount, without_docs_mentions
 from .render import code_blocks
 from .selector import load_with_progress
 from .turns import Turn
@@ -60,7 +60,7 @@ class ChatController:
         n_ctx = self.manager.current.n_ctx if self.manager.current else self.manager.n_ctx
         attachments, missing = attach(text, self._user_namespace(), attachment_budget(n_ctx, options.max_tokens))
         self._set_input("")
-        user = self._add_turn(Turn("user", text, attachments, missing))
+        user = self._add_turn(Turn("user", text, attachments, missing, docs=docs_mentions(text)))
         answer = self._add_turn(Turn("assistant", state="waiting"))
         self._stop.clear()
         self.stop_button.disabled = False
@@ -125,7 +125,8 @@ class ChatController:
                 self._render(answer)
                 result = self.session.send(compose(user.text, user.attachments), options=options,
                                            on_text=self._streamer(answer, loaded.name),
-                                           should_stop=self._stop.is_set)
+                                           should_stop=self._stop.is_set, docs=user.docs or None,
+                                           docs_query=without_docs_mentions(user.text))
         except GenerationInterrupted as exc:
             result = exc.result
         except Gpt4AllError as exc:
@@ -159,7 +160,7 @@ class ChatController:
         return on_text
 
     def _finished(self, answer: Turn, result: GenerationResult) -> None:
-        answer.text, answer.result = result.text, result
+        answer.text, answer.result, answer.sources = result.text, result, list(result.sources)
         answer.state = "stopped" if result.finish_reason in ("stopped", "interrupted") else "done"
         answer.status = result.status_line()
         self.last_result = result

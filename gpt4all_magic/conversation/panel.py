@@ -287,7 +287,8 @@ class ChatPanel(ChatController, w.VBox):
         if turn.role == "user":
             turn.html.value = user_html(turn.text, turn.attachments, turn.missing)
         else:
-            turn.html.value = assistant_html(turn.text, state=turn.state, status=turn.status, error=turn.error)
+            turn.html.value = assistant_html(turn.text, state=turn.state, status=turn.status, error=turn.error,
+                                             sources=turn.sources)
         if rebuild:
             self._render_list()
 

@@ -8,13 +8,14 @@ panel looks right even where the lab extension's stylesheet is absent (VS Code, 
 from __future__ import annotations
 
 import html
+import os
 import re
-from typing import Iterable
+from typing import Any, Iterable
 
 from .context import Attachment
 from ..render import markdown_to_html
 
-__all__ = ["assistant_html", "code_blocks", "empty_html", "user_html"]
+__all__ = ["assistant_html", "code_blocks", "empty_html", "sources_html", "user_html"]
 
 _MUTED = "color: var(--jp-ui-font-color2, #666); font-size: 0.85em;"
 _BUBBLE = ("padding: 6px 10px; border-radius: 8px; margin: 4px 0; overflow-x: auto; "
@@ -51,7 +52,29 @@ def user_html(text: str, attachments: Iterable[Attachment] = (), missing: Iterab
     return f'<div class="gpt4all-user" style="{_USER}">{"".join(parts)}</div>'
 
 
-def assistant_html(text: str, *, state: str, status: str = "", error: str = "") -> str:
+def sources_html(sources: Iterable[dict[str, Any]]) -> str:
+    """The document excerpts an answer was given, each a link the lab extension opens in JupyterLab (the file
+    relative to the kernel's folder; one outside JupyterLab's reach shows as text)."""
+    items = []
+    for source in sources:
+        label = html.escape(f"[{source.get('number', '?')}] {source.get('file', '')}, {source.get('location', '')}")
+        path = str(source.get("file", ""))
+        if not path or os.path.isabs(path):
+            items.append(f'<span class="gpt4all-source-text">{label}</span>')
+            continue
+        attrs = f' data-path="{html.escape(path.replace(os.sep, "/"), quote=True)}"'
+        for key in ("line", "page"):
+            if isinstance(source.get(key), int):
+                attrs += f' data-{key}="{source[key]}"'
+        items.append(f'<a class="gpt4all-source" role="link" tabindex="0" title="Open in JupyterLab"{attrs} '
+                     f'style="cursor: pointer; text-decoration: underline;">{label}</a>')
+    if not items:
+        return ""
+    return f'<div class="gpt4all-sources" style="{_MUTED}">Sources: {" · ".join(items)}</div>'
+
+
+def assistant_html(text: str, *, state: str, status: str = "", error: str = "",
+                   sources: Iterable[dict[str, Any]] = ()) -> str:
     """An assistant turn; ``state`` is waiting, streaming, done, stopped or error."""
     if text:
         body = _styled(markdown_to_html(text))
@@ -59,7 +82,7 @@ def assistant_html(text: str, *, state: str, status: str = "", error: str = "") 
         body = f'<span style="{_MUTED}">…</span>'
     else:
         body = f'<span style="{_MUTED}">(no answer)</span>'
-    extra = ""
+    extra = sources_html(sources)
     if error:
         extra += (f'<div class="gpt4all-error" style="color: var(--jp-error-color1, #c62828);">⚠ '
                   f"{html.escape(error)}</div>")
@@ -73,7 +96,8 @@ def empty_html() -> str:
     """What an empty conversation shows."""
     return (f'<div style="{_MUTED} padding: 8px; line-height: 1.45;">Ask the local model anything. '
             "Enter sends, Shift+Enter starts a new line. Write <code>@name</code> to attach a variable of this kernel "
-            "(a DataFrame is sent as its columns and first rows).</div>")
+            "(a DataFrame is sent as its columns and first rows), <code>@docs:NAME</code> to answer from a collection "
+            "of your documents (<code>%gpt4all docs add NAME PATH</code>).</div>")
 
 
 def code_blocks(text: str) -> list[str]:

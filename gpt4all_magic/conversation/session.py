@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from ..engines.base import Message
 from ..errors import GenerationInterrupted, InvalidOptionError
@@ -20,14 +20,18 @@ class ChatSession:
     """A conversation kept in memory: each :meth:`send` sees the earlier turns.
 
     When the history no longer fits the context window, the oldest turns are left out of the prompt
-    (and the result's ``notices`` say so); they stay in :attr:`messages`.
+    (and the result's ``notices`` say so); they stay in :attr:`messages`. With ``docs`` the question's best
+    chunks from those collections go into the model's copy of each user turn (half of the free context is
+    kept for them) and ``result.sources`` cites them; the history keeps the question alone.
     """
 
     def __init__(self, *, model: str | os.PathLike[str] | None = None, system_prompt: str | None = None,
                  options: GenerationOptions | None = None, manager: ModelManager | None = None,
-                 **option_values: Any):
+                 docs: str | Sequence[str] | None = None, docs_k: int = 3, **option_values: Any):
         self.manager = manager or get_manager()
         self.model = model
+        self.docs = docs  # collection(s) whose best chunks go into every user turn (g4.docs.add)
+        self.docs_k = docs_k
         self.options = GenerationOptions.from_mapping(option_values, base=options)
         if system_prompt is not None:
             self.options = self.options.replace(system_prompt=system_prompt)
@@ -40,30 +44,44 @@ class ChatSession:
 
     def send(self, text: str, *, on_text: Callable[[str], None] | None = None,
              should_stop: Callable[[], bool] | None = None, options: GenerationOptions | None = None,
+             docs: str | Sequence[str] | None = None, docs_query: str | None = None,
              **option_values: Any) -> GenerationResult:
-        """Add a user turn, stream the assistant's answer, keep both in the history."""
+        """Add a user turn, stream the assistant's answer, keep both in the history. ``docs`` (default: the
+        session's) adds document excerpts found for ``docs_query`` (default: ``text``)."""
         if not isinstance(text, str):
             raise InvalidOptionError(f"message must be text, got {type(text).__name__}.")
         opts = GenerationOptions.from_mapping(option_values, base=options or self.options)
         user = {"role": "user", "content": text}
+        names = docs or self.docs
         manager = self.manager
+        built = None
         with manager.acquire("chat"):
             n_ctx = manager.ensure_loaded(self.model).n_ctx
-            prompt, dropped = self._fit(n_ctx, self.messages + [user], opts)
+            free = n_ctx - min(opts.max_tokens, n_ctx // 2)
+            prompt, dropped = self._fit(n_ctx, self.messages + [user], opts, reserve=free // 2 if names else 0)
+            if names:
+                from ..docs.prompt import docs_prompt
+
+                built = docs_prompt(text, names, manager=manager, n_ctx=n_ctx, max_tokens=opts.max_tokens,
+                                    before=prompt[:-1], k=self.docs_k, query=docs_query)
+                prompt = prompt[:-1] + [{"role": "user", "content": built.content}]
             try:
                 result = manager.generate(prompt, opts, on_text=on_text, should_stop=should_stop,
                                           reuse_cache=True)
             except GenerationInterrupted as exc:
+                _cite(exc.result, built)
                 if exc.result.text:  # keep the partial answer; an exchange with no answer is not kept
                     self._record(user, exc.result, dropped)
                 raise
+        _cite(result, built)
         self._record(user, result, dropped)
         return result
 
-    def _fit(self, n_ctx: int, messages: list[Message], opts: GenerationOptions) -> tuple[list[Message], int]:
-        """Drop the oldest turns until the prompt leaves room for the answer."""
+    def _fit(self, n_ctx: int, messages: list[Message], opts: GenerationOptions,
+             reserve: int = 0) -> tuple[list[Message], int]:
+        """Drop the oldest turns until the prompt leaves room for the answer (and ``reserve`` tokens)."""
         system = [{"role": "system", "content": opts.system_prompt}] if opts.system_prompt else []
-        budget = n_ctx - min(opts.max_tokens, n_ctx // 2)
+        budget = n_ctx - min(opts.max_tokens, n_ctx // 2) - reserve
         dropped = 0
         while len(messages) > 1 and self.manager.count_tokens(system + messages) > budget:
             messages = messages[2:] if len(messages) > 2 else messages[1:]
@@ -122,3 +140,9 @@ class ChatSession:
 
     def __repr__(self) -> str:
         return f"<ChatSession {len(self)} exchange(s), model={self.model or 'default'}>"
+
+
+def _cite(result: GenerationResult, built: Any) -> None:
+    """Put the excerpts a turn was given (and the notes about them) on its result."""
+    if built is not None:
+        result.sources, result.notices = built.sources, built.notes + result.notices

@@ -33,6 +33,8 @@ class Turn:
     text: str = ""  # what the user typed / what the model wrote
     attachments: list[Attachment] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # @names with no such variable
+    docs: list[str] = field(default_factory=list)  # user: the @docs:NAME collections asked
+    sources: list[dict[str, Any]] = field(default_factory=list)  # assistant: the excerpts it was given
     state: str = "done"  # assistant: waiting, streaming, done, stopped, error (user: done or error)
     sent: bool = True  # False: stopped before the model saw it, so not part of the conversation
     status: str = ""
@@ -54,7 +56,8 @@ class Turn:
 
     def to_dict(self) -> dict[str, Any]:
         return {"role": self.role, "text": self.text, "attachments": [a.to_dict() for a in self.attachments],
-                "missing": self.missing, "state": self.state, "status": self.status}
+                "missing": self.missing, "state": self.state, "status": self.status, "docs": self.docs,
+                "sources": self.sources}
 
 
 def chat_data(session: ChatSession, turns: list[Turn]) -> dict[str, Any]:
@@ -97,7 +100,8 @@ def _turns_from(saved: Any, messages: list[dict[str, str]]) -> list[Turn]:
             turns = [Turn(role=t["role"], text=str(t.get("text", "")),
                           attachments=[Attachment.from_dict(a) for a in t.get("attachments", [])],
                           missing=[str(n) for n in t.get("missing", [])], state=str(t.get("state", "done")),
-                          status=str(t.get("status", ""))) for t in saved]
+                          status=str(t.get("status", "")), docs=[str(n) for n in t.get("docs", [])],
+                          sources=[dict(x) for x in t.get("sources", []) if isinstance(x, dict)]) for t in saved]
             if [t.role for t in turns] == [m["role"] for m in messages]:
                 return turns
     except (KeyError, TypeError, AttributeError, ValueError):

@@ -6,6 +6,7 @@ from typing import Any
 
 from .core import Gpt4AllMagics
 from . import chat_commands  # noqa: F401
+from . import docs_commands  # noqa: F401  (before batch: --docs with --df is refused, not ignored)
 from . import batch_commands  # noqa: F401
 from . import structured_commands  # noqa: F401
 from . import speed_commands  # noqa: F401

@@ -141,14 +141,18 @@ class Gpt4AllMagics(Magics):
                 return result
         return self.answer(cell, args)
 
-    def answer(self, cell: str, args: argparse.Namespace) -> str:
-        """Run one prompt for ``%%gpt4all`` and present it."""
+    def answer(self, cell: str, args: argparse.Namespace, ask: Callable[..., GenerationResult] | None = None,
+               after: Callable[[GenerationResult], None] | None = None) -> str:
+        """Run one prompt for ``%%gpt4all`` and present it; ``ask`` replaces how it is asked (``--docs``) and
+        ``after`` shows more under the answer."""
         out = self.check_variable(args.out)
         prompt = self.cell_prompt(cell)
         with usage_errors():
             options = self.cell_options(args)
             fmt = args.format or self.output_format
-            result = self.stream(lambda on_text: self._ask(prompt, args, options, on_text), fmt)
+            result = self.stream(lambda on_text: (ask or self._ask)(prompt, args, options, on_text), fmt)
+        if after is not None:
+            after(result)
         text = result.text
         if out:
             self.shell.user_ns[out] = text
@@ -185,7 +189,7 @@ class Gpt4AllMagics(Magics):
                shown: Callable[[GenerationResult], str] | None = None) -> GenerationResult:
         """Show a generation as it streams; on Ctrl-C keep and show the partial answer. ``shown`` gives
         the final form of a finished answer (default: its text)."""
-        display = StreamDisplay(rich=self._rich(), output_format=fmt, interval=self.update_interval)
+        display = StreamDisplay(rich=self.rich(), output_format=fmt, interval=self.update_interval)
         display.start()
         interrupted = False
         try:
@@ -205,7 +209,8 @@ class Gpt4AllMagics(Magics):
             print(result.status_line())
         return result
 
-    def _rich(self) -> bool:
+    def rich(self) -> bool:
+        """Whether answers update a display in place (a notebook) rather than print (a terminal)."""
         if self.display_mode != "auto":
             return self.display_mode == "rich"
         return getattr(self.shell, "kernel", None) is not None
@@ -221,7 +226,7 @@ class Gpt4AllMagics(Magics):
             formatter = self.shell.display_formatter.ipython_display_formatter
             # A terminal has already written "Out[n]: " by the time this runs; finish that line.
             what = f"str of {len(value)} characters" if isinstance(value, str) else type(value).__name__
-            note = None if self._rich() else f"<{what}: the answer above>"
+            note = None if self.rich() else f"<{what}: the answer above>"
             formatter.singleton_printers[id(value)] = lambda obj: note and print(note)
             self._quiet_ids.append(id(value))
         return value

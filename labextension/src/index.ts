@@ -1,5 +1,6 @@
 // The gpt4all-magic JupyterLab extension: registers the kernel-side models (sidebar placement and
-// cell insertion), the "Open GPT4All chat" command, and Enter-to-send in the chat's input box.
+// cell insertion), the "Open GPT4All chat" command, Enter-to-send in the chat's input box, and opening
+// the document sources cited under an answer.
 // The chat panel itself is a Python widget made of standard ipywidgets controls.
 
 import { IJupyterWidgetRegistry } from '@jupyter-widgets/base';
@@ -16,6 +17,7 @@ import {
   chatIcon,
   env
 } from './models';
+import { sourceClicks } from './sources';
 
 const COMMAND = 'gpt4all-magic:open-chat';
 
@@ -110,6 +112,9 @@ const plugin: JupyterFrontEndPlugin<void> = {
       exports: { SidebarModel, CellInserterModel }
     });
     document.addEventListener('keydown', enterSends, true);
+    const onSource = sourceClicks(app);
+    document.addEventListener('click', onSource, true);
+    document.addEventListener('keydown', onSource, true);
 
     if (!tracker) {
       return;

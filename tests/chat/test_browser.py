@@ -107,16 +107,19 @@ def jupyter_server(tmp_path: Path, app: str) -> Iterator[dict[str, Any]]:
     # No "would you like news?" toast over the page.
     (labconfig / "page_config.json").write_text(json.dumps(
         {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}))
-    if _installed_labextension() is None:
-        built = _built_labextension()
-        if built is None:
-            _unavailable("the lab extension is not built; run `pip install .` or "
-                         "`jlpm --cwd labextension install && jlpm --cwd labextension build:prod`")
+    # This checkout's build wins over an installed copy (JUPYTER_PATH below comes first in JupyterLab's search
+    # path; in a virtual environment the environment's folder otherwise comes before the user's), so the test
+    # runs the TypeScript of the tree under test.
+    built = _built_labextension()
+    if built is None and _installed_labextension() is None:
+        _unavailable("the lab extension is not built; run `pip install .` or "
+                     "`jlpm --cwd labextension install && jlpm --cwd labextension build:prod`")
+    if built is not None:
         (data / "labextensions").mkdir()
         (data / "labextensions" / EXT_NAME).symlink_to(built, target_is_directory=True)
     port, token = _free_port(), secrets.token_hex(16)
     env = dict(os.environ, JUPYTER_CONFIG_DIR=str(config), JUPYTER_DATA_DIR=str(data),
-               JUPYTER_RUNTIME_DIR=str(runtime), JUPYTER_PLATFORM_DIRS="1", HF_HUB_OFFLINE="1",
+               JUPYTER_RUNTIME_DIR=str(runtime), JUPYTER_PLATFORM_DIRS="1", HF_HUB_OFFLINE="1", JUPYTER_PATH=str(data),
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     log_path = tmp_path / f"{app}.log"
     with open(log_path, "wb") as log:
@@ -350,6 +353,70 @@ def test_notebook_magics_and_sidebar_chat(lab: dict[str, Any]) -> None:
                 expect(sidebar).to_be_visible(timeout=60_000)
                 assert sidebar.bounding_box()["height"] > 300
                 expect(sidebar.locator(".gpt4all-msg-user")).to_have_count(0)  # the new kernel's own chat
+        finally:
+            browser.close()
+    errors = [line for line in console if line.startswith("pageerror") and "gpt4all" in line.lower()]
+    assert not errors, errors
+
+
+LEAVE = ("# Leave policy\n\n## Annual leave\n\nFull-time employees are entitled to 28 days of paid annual leave per "
+         "calendar year, plus public holidays.\n\n## Sick leave\n\nReport sickness to your manager before 10:00.\n")
+BIKES = "# Bikes\n\nClean and lubricate the chain every 300 kilometres.\n"
+
+
+def test_sidebar_chat_cites_documents_and_opens_them(lab: dict[str, Any]) -> None:
+    """@docs:NAME in the sidebar chat: the answer lists its sources, and a click opens the file at its line."""
+    from playwright.sync_api import expect, sync_playwright
+
+    handbook = lab["root"] / "handbook"
+    handbook.mkdir()
+    (handbook / "leave.md").write_text(LEAVE)
+    (handbook / "bikes.md").write_text(BIKES)
+    _notebook(lab["root"] / "docs.ipynb", [
+        "%load_ext gpt4all_magic\n%gpt4all config temp=0 max_tokens=12",
+        "%gpt4all docs add handbook handbook",
+        "%gpt4all chat --sidebar",
+    ])
+    console: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
+            page.on("pageerror", lambda exc: console.append(f"pageerror: {exc}"))
+            page.set_default_timeout(60_000)
+            steps = Steps(page, lab, console)
+            sidebar = page.locator("#jp-right-stack .gpt4all-sidebar")
+
+            with steps.step("docs: open the notebook, index the folder, open the sidebar chat"):
+                page.goto(f"{lab['base']}/lab/tree/docs.ipynb?token={lab['token']}", wait_until="domcontentloaded")
+                page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget "
+                                       "&& window.jupyterapp.shell.currentWidget.sessionContext")
+                page.wait_for_function(KERNEL_IDLE, timeout=90_000)
+                page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+                expect(page.locator(".jp-Cell").nth(1).locator(".jp-OutputArea")).to_contain_text(
+                    "handbook: 2 file(s) indexed", timeout=180_000)  # under its progress bar
+                expect(sidebar).to_be_visible(timeout=60_000)
+
+            with steps.step("docs: ask with @docs:handbook and see the sources under the answer"):
+                box = sidebar.locator(".gpt4all-chat-input textarea")
+                box.click()
+                page.keyboard.type("@docs:handbook How many vacation days do I get per year?")
+                page.keyboard.press("Enter")
+                done = sidebar.locator(".gpt4all-assistant[data-state=done]")
+                expect(done).to_have_count(1, timeout=180_000)
+                source = done.locator(".gpt4all-sources a.gpt4all-source").first
+                expect(source).to_contain_text("[1] handbook/leave.md, lines 1–")
+                assert source.get_attribute("data-path") == "handbook/leave.md"
+                assert source.get_attribute("data-line") == "1"
+                assert done.locator(".gpt4all-sources script, .gpt4all-sources img").count() == 0
+
+            with steps.step("docs: click a source and find the file open in JupyterLab"):
+                source.click()
+                page.wait_for_function("() => { const w = window.jupyterapp.shell.currentWidget; "
+                                       "return w && w.context && w.context.path === 'handbook/leave.md'; }")
+                editor = page.locator(".jp-FileEditor").filter(has_text="28 days of paid annual leave")
+                expect(editor).to_be_visible()
         finally:
             browser.close()
     errors = [line for line in console if line.startswith("pageerror") and "gpt4all" in line.lower()]

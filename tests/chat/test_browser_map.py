@@ -2,7 +2,7 @@
 rendering in headless Chromium, no CDN), a box drawn with the mouse selects points, and the kernel's
 ``m.selection`` holds exactly those rows; the tooltip shows a row's text as text.
 
-Reuses the JupyterLab server and step helpers of ``test_browser.py``.
+Uses the JupyterLab server and step helpers of ``browser.py`` (the ``lab`` fixture is in ``conftest.py``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 import pytest
-from test_browser import CHROMIUM, CHROMIUM_ARGS, KERNEL_IDLE, Steps, _notebook, lab  # noqa: F401 (fixture)
+from browser import KERNEL_IDLE, browser_page, open_notebook, run_all_cells, write_notebook
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -46,75 +46,59 @@ def _kernel(page: Any, code: str) -> str:
 
 
 def test_map_renders_and_a_box_selection_reaches_the_kernel(lab: dict[str, Any]) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    _notebook(lab["root"] / "map.ipynb", [SETUP])
-    console: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
-            page.on("pageerror", lambda exc: console.append(f"pageerror: {exc}"))
-            page.set_default_timeout(60_000)
-            steps = Steps(page, lab, console)
+    write_notebook(lab["root"] / "map.ipynb", [SETUP])
+    with browser_page(lab, 1000, any_error=True) as (page, steps):
+        with steps.step("open the notebook"):
+            open_notebook(page, lab, "map.ipynb")
 
-            with steps.step("open the notebook"):
-                page.goto(f"{lab['base']}/lab/tree/map.ipynb?token={lab['token']}", wait_until="domcontentloaded")
-                page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget "
-                                       "&& window.jupyterapp.shell.currentWidget.sessionContext")
-                page.wait_for_function(KERNEL_IDLE, timeout=90_000)
+        canvas = page.locator(".jp-Cell").first.locator(".jp-OutputArea-output canvas").first
+        with steps.step("the map renders with WebGL"):
+            run_all_cells(page)
+            expect(canvas).to_be_visible(timeout=120_000)
+            page.wait_for_function(KERNEL_IDLE, timeout=60_000)
+            box = canvas.bounding_box()
+            assert box is not None and box["width"] > 300 and box["height"] > 200, box
+            # something was drawn: the canvas is not one flat colour
+            drawn = page.evaluate("""(c) => {
+              const copy = document.createElement('canvas'); copy.width = c.width; copy.height = c.height;
+              const ctx = copy.getContext('2d'); ctx.drawImage(c, 0, 0);
+              const d = ctx.getImageData(0, 0, copy.width, copy.height).data;
+              const seen = new Set(); for (let i = 0; i < d.length; i += 4 * 97) seen.add(d[i] + ',' + d[i+1] + ',' + d[i+2]);
+              return seen.size; }""", canvas.element_handle())
+            assert drawn > 2, drawn
 
-            canvas = page.locator(".jp-Cell").first.locator(".jp-OutputArea-output canvas").first
-            with steps.step("the map renders with WebGL"):
-                page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
-                expect(canvas).to_be_visible(timeout=120_000)
-                page.wait_for_function(KERNEL_IDLE, timeout=60_000)
-                box = canvas.bounding_box()
-                assert box is not None and box["width"] > 300 and box["height"] > 200, box
-                # something was drawn: the canvas is not one flat colour
-                drawn = page.evaluate("""(c) => {
-                  const copy = document.createElement('canvas'); copy.width = c.width; copy.height = c.height;
-                  const ctx = copy.getContext('2d'); ctx.drawImage(c, 0, 0);
-                  const d = ctx.getImageData(0, 0, copy.width, copy.height).data;
-                  const seen = new Set(); for (let i = 0; i < d.length; i += 4 * 97) seen.add(d[i] + ',' + d[i+1] + ',' + d[i+2]);
-                  return seen.size; }""", canvas.element_handle())
-                assert drawn > 2, drawn
+        with steps.step("draw a box with the mouse over the left half"):
+            assert _kernel(page, "print(len(m.selection))").strip() == "0"
+            # from the bottom left (clear of the toolbar and the legend) up to the middle of the top edge
+            left, bottom = box["x"] + 60, box["y"] + box["height"] - 3
+            right, top = box["x"] + box["width"] / 2, box["y"] + 3
+            widget = page.locator(".jp-Cell").first.locator(".jp-OutputArea-output")
+            widget.locator("button[title='Activate lasso selection']").click()  # the map's box tool
+            page.mouse.move(left, bottom)
+            page.mouse.down()
+            page.mouse.move(left + 1, bottom - 1)  # the box starts at the first move, not at the press
+            for k in range(1, 21):
+                page.mouse.move(left + (right - left) * k / 20, bottom + (top - bottom) * k / 20)
+                page.wait_for_timeout(20)
+            page.mouse.up()
 
-            with steps.step("draw a box with the mouse over the left half"):
-                assert _kernel(page, "print(len(m.selection))").strip() == "0"
-                # from the bottom left (clear of the toolbar and the legend) up to the middle of the top edge
-                left, bottom = box["x"] + 60, box["y"] + box["height"] - 3
-                right, top = box["x"] + box["width"] / 2, box["y"] + 3
-                widget = page.locator(".jp-Cell").first.locator(".jp-OutputArea-output")
-                widget.locator("button[title='Activate lasso selection']").click()  # the map's box tool
-                page.mouse.move(left, bottom)
-                page.mouse.down()
-                page.mouse.move(left + 1, bottom - 1)  # the box starts at the first move, not at the press
-                for k in range(1, 21):
-                    page.mouse.move(left + (right - left) * k / 20, bottom + (top - bottom) * k / 20)
-                    page.wait_for_timeout(20)
-                page.mouse.up()
+        with steps.step("the kernel's m.selection holds the rows left of the box's edge"):
+            report = ("import json; s = m.selection; f = m.frame; "
+                      "print(json.dumps({'selected': list(s.index), 'order': list(f.sort_values('map_x').index)}))")
+            deadline = time.monotonic() + 30
+            while _kernel(page, "print(len(m.selection))").strip() == "0" and time.monotonic() < deadline:
+                page.wait_for_timeout(300)  # the widget's state reaches the kernel over the comm
+            state = json.loads(_kernel(page, report))
+            selected, order = state["selected"], state["order"]
+            assert 0 < len(selected) < 30, state
+            # a box over the full height selects exactly the leftmost points
+            assert sorted(selected) == sorted(order[:len(selected)]), state
 
-            with steps.step("the kernel's m.selection holds the rows left of the box's edge"):
-                report = ("import json; s = m.selection; f = m.frame; "
-                          "print(json.dumps({'selected': list(s.index), 'order': list(f.sort_values('map_x').index)}))")
-                deadline = time.monotonic() + 30
-                while _kernel(page, "print(len(m.selection))").strip() == "0" and time.monotonic() < deadline:
-                    page.wait_for_timeout(300)  # the widget's state reaches the kernel over the comm
-                state = json.loads(_kernel(page, report))
-                selected, order = state["selected"], state["order"]
-                assert 0 < len(selected) < 30, state
-                # a box over the full height selects exactly the leftmost points
-                assert sorted(selected) == sorted(order[:len(selected)]), state
-
-            with steps.step("the tooltip shows a row's text as text"):
-                _kernel(page, "m.scatter.show_tooltip(7)")
-                tip = page.locator(".jp-Cell").first.locator("text=hostile prompt")
-                expect(tip.first).to_be_visible(timeout=30_000)
-                assert page.evaluate("() => window.__pwned") is None
-                assert page.locator(".jp-OutputArea-output img[src='x']").count() == 0
-        finally:
-            browser.close()
-    errors = [line for line in console if line.startswith("pageerror")]
-    assert not errors, errors
+        with steps.step("the tooltip shows a row's text as text"):
+            _kernel(page, "m.scatter.show_tooltip(7)")
+            tip = page.locator(".jp-Cell").first.locator("text=hostile prompt")
+            expect(tip.first).to_be_visible(timeout=30_000)
+            assert page.evaluate("() => window.__pwned") is None
+            assert page.locator(".jp-OutputArea-output img[src='x']").count() == 0

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
-from test_browser import CHROMIUM, CHROMIUM_ARGS, Steps, _notebook, _unavailable, jupyter_server
+from browser import browser_page, jupyter_server, unavailable, write_notebook
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -34,54 +34,44 @@ def notebook7(tmp_path: Path) -> Iterator[dict[str, Any]]:
     try:
         import notebook  # noqa: F401
     except ImportError:
-        _unavailable("Notebook 7 is not installed (pip install notebook)")
+        unavailable("Notebook 7 is not installed (pip install notebook)")
     with jupyter_server(tmp_path, "notebook") as server:
         yield server
 
 
 def test_chat_panel_streams_inline_in_notebook7(notebook7: dict[str, Any]) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    _notebook(notebook7["root"] / "chat.ipynb", ["%load_ext gpt4all_magic\n%gpt4all chat -t 0 -n 48"])
-    console: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1300, "height": 950})
-            page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
-            page.on("pageerror", lambda exc: console.append(f"pageerror: {exc}"))
-            page.set_default_timeout(60_000)
-            steps = Steps(page, notebook7, console)
-            panel = page.locator(".jp-Cell").first.locator(".gpt4all-chat")
+    write_notebook(notebook7["root"] / "chat.ipynb", ["%load_ext gpt4all_magic\n%gpt4all chat -t 0 -n 48"])
+    with browser_page(notebook7, 950) as (page, steps):
+        panel = page.locator(".jp-Cell").first.locator(".gpt4all-chat")
 
-            with steps.step("open the notebook in Notebook 7"):
-                page.goto(f"{notebook7['base']}/notebooks/chat.ipynb?token={notebook7['token']}",
-                          wait_until="domcontentloaded")
-                expect(page.locator("#main-panel .jp-Notebook")).to_be_visible(timeout=60_000)
-                assert "/lab" not in page.url  # Notebook 7's own page, not JupyterLab
-                expect(page.locator(".jp-Cell").first.locator(".jp-InputArea")).to_contain_text("%gpt4all chat")
+        with steps.step("open the notebook in Notebook 7"):
+            page.goto(f"{notebook7['base']}/notebooks/chat.ipynb?token={notebook7['token']}",
+                      wait_until="domcontentloaded")
+            expect(page.locator("#main-panel .jp-Notebook")).to_be_visible(timeout=60_000)
+            assert "/lab" not in page.url  # Notebook 7's own page, not JupyterLab
+            expect(page.locator(".jp-Cell").first.locator(".jp-InputArea")).to_contain_text("%gpt4all chat")
+            # the kernel must be ready, or Shift+Enter only moves to a new cell
+            expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status=idle]")).to_have_count(1, timeout=90_000)
 
-            with steps.step("run %gpt4all chat: the panel shows inline"):
-                page.locator(".jp-Cell").first.locator(".jp-InputArea-editor").click()
-                page.keyboard.press("Shift+Enter")
-                expect(panel).to_be_visible(timeout=120_000)
-                expect(panel.locator(".gpt4all-chat-input textarea")).to_be_visible()
+        with steps.step("run %gpt4all chat: the panel shows inline"):
+            page.locator(".jp-Cell").first.locator(".jp-InputArea-editor").click()
+            page.keyboard.press("Shift+Enter")
+            expect(panel).to_be_visible(timeout=120_000)
+            expect(panel.locator(".gpt4all-chat-input textarea")).to_be_visible()
 
-            with steps.step("send a message and watch the answer stream in"):
-                page.evaluate(RECORD_INLINE)
-                panel.locator(".gpt4all-chat-input textarea").fill("What is a Jupyter notebook? Two sentences.")
-                panel.locator(".gpt4all-chat-send").click()
-                expect(panel.locator(".gpt4all-msg-user")).to_have_count(1)
-                done = panel.locator(".gpt4all-assistant[data-state=done]")
-                expect(done).to_have_count(1, timeout=120_000)
-                final = done.locator(".gpt4all-msg-body").inner_text().strip()
-                assert final and final != "…"
-                snaps = [s.strip() for s in page.evaluate("() => window.__g4snaps")]
-                partial = [s for s in snaps if s and s != "…" and s != final]
-                assert len(partial) >= 2, snaps  # it streamed: several growing versions before the end
-                assert [len(s) for s in partial] == sorted(len(s) for s in partial), snaps
-                expect(panel.locator(".gpt4all-chat-status")).to_contain_text("tok/s")
-        finally:
-            browser.close()
-    errors = [line for line in console if line.startswith("pageerror") and "gpt4all" in line.lower()]
-    assert not errors, errors
+        with steps.step("send a message and watch the answer stream in"):
+            page.evaluate(RECORD_INLINE)
+            panel.locator(".gpt4all-chat-input textarea").fill("What is a Jupyter notebook? Two sentences.")
+            panel.locator(".gpt4all-chat-send").click()
+            expect(panel.locator(".gpt4all-msg-user")).to_have_count(1)
+            done = panel.locator(".gpt4all-assistant[data-state=done]")
+            expect(done).to_have_count(1, timeout=120_000)
+            final = done.locator(".gpt4all-msg-body").inner_text().strip()
+            assert final and final != "…"
+            snaps = [s.strip() for s in page.evaluate("() => window.__g4snaps")]
+            partial = [s for s in snaps if s and s != "…" and s != final]
+            assert len(partial) >= 2, snaps  # it streamed: several growing versions before the end
+            assert [len(s) for s in partial] == sorted(len(s) for s in partial), snaps
+            expect(panel.locator(".gpt4all-chat-status")).to_contain_text("tok/s")

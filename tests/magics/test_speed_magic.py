@@ -38,7 +38,7 @@ def test_bench_measures_caches_and_feeds_list_and_estimates(shell, manager, caps
     listing = run(shell, "%gpt4all list").result
     bundled = listing[listing["name"] == "smollm2-135m-instruct"].iloc[0]
     assert bundled["speed here"].startswith("pp ") and bundled["speed here"].endswith(" tok/s")
-    assert listing[listing["installed"] == False]["speed here"].isna().all()  # noqa: E712
+    assert listing[~listing["installed"].astype(bool)]["speed here"].isna().all()
 
     g4.choose(pd.DataFrame(load_sample("arc_easy")[:3]), task="arc_easy", manager=manager, progress=True)
     err = capsys.readouterr().err

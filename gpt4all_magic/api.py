@@ -7,8 +7,13 @@ import os
 from typing import Any, Callable, Sequence
 
 from .engines.base import LoadedModel, Message, ResponseFormat
-from .errors import (GenerationInterrupted, InvalidOptionError, ModelNotDownloadedError, NotEnoughMemoryError,
-                     StructuredOutputError)
+from .errors import (
+    GenerationInterrupted,
+    InvalidOptionError,
+    ModelNotDownloadedError,
+    NotEnoughMemoryError,
+    StructuredOutputError,
+)
 from .manager import GenerationResult, ModelManager, get_manager
 from .options import GenerationOptions
 

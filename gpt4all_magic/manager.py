@@ -17,8 +17,19 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from .engines.base import (Backend, Embedder, LoadedModel, Message, ModelRef, OnResult, ResponseFormat,
-                           ScoreRequest, ScoreResult, StreamStats, TokenCount)
+from .engines.base import (
+    Backend,
+    Embedder,
+    LoadedModel,
+    Message,
+    ModelRef,
+    OnResult,
+    ResponseFormat,
+    ScoreRequest,
+    ScoreResult,
+    StreamStats,
+    TokenCount,
+)
 from .errors import EmptyPromptError, GenerationInterrupted, Gpt4AllError, ModelBusyError
 from .models import catalog
 from .models.resolve import resolve, resolve_served

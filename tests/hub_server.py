@@ -27,9 +27,8 @@ import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
-
 
 _SHA_CACHE: dict[Path, str] = {}
 

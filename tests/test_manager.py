@@ -10,13 +10,18 @@ import time
 import pytest
 
 from gpt4all_magic import ChatSession, generate
-from gpt4all_magic.engines.fake import FakeBackend
-from gpt4all_magic.errors import (ContextOverflowError, EmptyPromptError, GenerationInterrupted,
-                                  InvalidModelFileError, ModelBusyError, ModelNotFoundError,
-                                  NotEnoughMemoryError)
+from gpt4all_magic.errors import (
+    ContextOverflowError,
+    EmptyPromptError,
+    GenerationInterrupted,
+    InvalidModelFileError,
+    ModelBusyError,
+    ModelNotFoundError,
+    NotEnoughMemoryError,
+)
 from gpt4all_magic.manager import ModelManager
-from gpt4all_magic.system import default_threads, rss_bytes
 from gpt4all_magic.options import GenerationOptions
+from gpt4all_magic.system import default_threads, rss_bytes
 
 GREEDY = GenerationOptions(temp=0, max_tokens=40)
 STORY = [{"role": "user", "content": "Tell me a long story about a dragon who learns to bake bread."}]

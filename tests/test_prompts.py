@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from helpers import run
 
 from gpt4all_magic.prompts import escape, fields, fill, interpolate
-from helpers import run
 
 NS = {"topic": "tea", "i": 3, "x": 1, "src": "def f():\n    return {1: 2}"}
 

@@ -17,8 +17,18 @@ import pandas as pd
 from ..engines.base import ScoreRequest
 from ..errors import BatchInputError
 from ..manager import ModelManager, get_manager
-from ._job import (Job, PathLike, check_columns, check_frame, chunked, estimate_seconds, failed_row, reserved, row_key,
-                   run_chunk)
+from ._job import (
+    Job,
+    PathLike,
+    check_columns,
+    check_frame,
+    chunked,
+    estimate_seconds,
+    failed_row,
+    reserved,
+    row_key,
+    run_chunk,
+)
 from .tasks import Item, Task, generic_item, get_task
 
 __all__ = ["CHOICE_COLUMNS", "choose", "score_item"]

@@ -20,8 +20,19 @@ from ..errors import BatchInputError, ContextOverflowError
 from ..manager import ModelManager, get_manager
 from ..options import GenerationOptions
 from ..prompts import fields, fill
-from ._job import (Job, PathLike, check_columns, check_frame, chunked, estimate_seconds, peek_checkpoint, reserved,
-                   row_key, sorted_by_length, text_cells)
+from ._job import (
+    Job,
+    PathLike,
+    check_columns,
+    check_frame,
+    chunked,
+    estimate_seconds,
+    peek_checkpoint,
+    reserved,
+    row_key,
+    sorted_by_length,
+    text_cells,
+)
 
 __all__ = ["GENERATE_COLUMNS", "generate_rows", "render_template", "row_prompts"]
 

@@ -11,8 +11,21 @@ import pandas as pd
 
 from ..engines.base import ScoreRequest
 from ..manager import ModelManager, get_manager
-from ._job import (Job, PathLike, check_columns, check_frame, chunked, each_model, estimate_seconds, failed_row, reserved,
-                   row_key, run_chunk, sorted_by_length, text_cells)
+from ._job import (
+    Job,
+    PathLike,
+    check_columns,
+    check_frame,
+    chunked,
+    each_model,
+    estimate_seconds,
+    failed_row,
+    reserved,
+    row_key,
+    run_chunk,
+    sorted_by_length,
+    text_cells,
+)
 
 __all__ = ["SCORE_COLUMNS", "perplexity", "score"]
 

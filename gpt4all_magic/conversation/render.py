@@ -12,8 +12,8 @@ import os
 import re
 from typing import Any, Iterable
 
-from .context import Attachment
 from ..render import markdown_to_html
+from .context import Attachment
 
 __all__ = ["assistant_html", "code_blocks", "empty_html", "sources_html", "user_html"]
 

@@ -14,11 +14,11 @@ from typing import Any
 
 import ipywidgets as w
 
-from .context import Attachment
 from ..errors import Gpt4AllError, InvalidOptionError
-from .session import ChatSession
 from ..manager import GenerationResult
 from ..options import GenerationOptions
+from .context import Attachment
+from .session import ChatSession
 
 __all__ = ["FILE_FORMAT", "Turn", "read_chat", "write_chat"]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+# ruff: noqa: I001 - the order of these imports is the order of the cell flags' handlers.
 from .core import Gpt4AllMagics
 from . import chat_commands  # noqa: F401
 from . import docs_commands  # noqa: F401  (before batch: --docs with --df is refused, not ignored)

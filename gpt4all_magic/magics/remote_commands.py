@@ -8,8 +8,6 @@ import sys
 import warnings
 from typing import Any
 
-from IPython.core.error import UsageError
-
 from ._base import arg, subcommand
 
 __all__: list[str] = []

@@ -19,13 +19,21 @@ import os
 import re
 import shutil
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from ..errors import (ChecksumMismatchError, DownloadError, Gpt4AllError, InvalidModelFileError, InvalidOptionError,
-                      ModelNotFoundError, NotEnoughDiskError, RemoteFileNotFoundError)
+from ..errors import (
+    ChecksumMismatchError,
+    DownloadError,
+    Gpt4AllError,
+    InvalidModelFileError,
+    InvalidOptionError,
+    ModelNotFoundError,
+    NotEnoughDiskError,
+    RemoteFileNotFoundError,
+)
 from ..text import human_bytes
 from . import cache as hub_cache
 from . import catalog

@@ -14,8 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import (DownloadError, GatedRepoError, Gpt4AllError, InvalidOptionError, OfflineError,
-                     RemoteFileNotFoundError)
+from ..errors import (
+    DownloadError,
+    GatedRepoError,
+    Gpt4AllError,
+    InvalidOptionError,
+    OfflineError,
+    RemoteFileNotFoundError,
+)
 from ..text import human_bytes
 
 __all__ = ["HubCall", "gguf_files_hint", "hub_endpoint", "hub_error", "is_offline", "offline_error", "quant_of",

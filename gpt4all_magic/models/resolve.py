@@ -18,7 +18,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Collection, Mapping, Sequence
+from typing import Any, Collection, Mapping
 
 from ..engines.base import ModelRef, Served
 from ..errors import ModelNotDownloadedError, ModelNotFoundError, NoDefaultModelError

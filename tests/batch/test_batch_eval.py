@@ -10,12 +10,12 @@ import pytest
 import gpt4all_magic as g4
 from gpt4all_magic.batch import _job as batch_runner
 from gpt4all_magic.batch import compare as batch_eval
-from gpt4all_magic.engines.base import ScoreRequest
-from gpt4all_magic.engines.llama.scoring import score_requests_naive
 from gpt4all_magic.batch.choose import score_item
 from gpt4all_magic.batch.compare import plot_comparison
-from gpt4all_magic.errors import BatchInputError
 from gpt4all_magic.batch.tasks import get_task, load_sample
+from gpt4all_magic.engines.base import ScoreRequest
+from gpt4all_magic.engines.llama.scoring import score_requests_naive
+from gpt4all_magic.errors import BatchInputError
 
 
 def test_choose_on_a_task_schema_matches_the_reference_item_by_item(manager):

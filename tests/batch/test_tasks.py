@@ -7,8 +7,8 @@ import math
 import pytest
 
 from gpt4all_magic.batch.choose import score_item
-from gpt4all_magic.errors import BatchInputError
 from gpt4all_magic.batch.tasks import TASKS, Item, generic_item, get_task, load_sample, task_names
+from gpt4all_magic.errors import BatchInputError
 
 
 def test_the_seven_tasks_in_table_order_each_with_a_bundled_sample():

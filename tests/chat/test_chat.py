@@ -12,10 +12,10 @@ import ipywidgets as w
 import pytest
 from IPython.core.error import UsageError
 
-from gpt4all_magic.models import catalog
-from gpt4all_magic.conversation.panel import SEND_MARK, ChatPanel
 from gpt4all_magic.conversation.context import attachment_budget
+from gpt4all_magic.conversation.panel import SEND_MARK, ChatPanel
 from gpt4all_magic.conversation.session import ChatSession
+from gpt4all_magic.models import catalog
 
 
 def settings(panel: ChatPanel, **values: Any) -> None:

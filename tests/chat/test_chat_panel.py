@@ -13,16 +13,16 @@ from typing import Any
 import ipywidgets as w
 import pytest
 from IPython.core.error import UsageError
-from traitlets import TraitError
 from ipywidgets.widgets.widget import _instances
+from traitlets import TraitError
 
 import gpt4all_magic
 from gpt4all_magic.conversation import sidebar as sidebar_module
 from gpt4all_magic.conversation.panel import SEND_MARK, ChatPanel, chat, default_panel
-from gpt4all_magic.errors import EmptyPromptError, InvalidOptionError, ModelNotFoundError
 from gpt4all_magic.conversation.session import ChatSession
-from gpt4all_magic.options import GenerationOptions
 from gpt4all_magic.conversation.sidebar import Sidebar, cell_inserter, current_sidebar, npm_range
+from gpt4all_magic.errors import EmptyPromptError, InvalidOptionError, ModelNotFoundError
+from gpt4all_magic.options import GenerationOptions
 
 ROOT = Path(__file__).resolve().parents[2]
 chat_module = importlib.import_module("gpt4all_magic.conversation.panel")

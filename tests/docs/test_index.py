@@ -17,9 +17,8 @@ import gpt4all_magic as g4
 from gpt4all_magic.docs.chunks import chunk_document
 from gpt4all_magic.docs.index import add, open_collection
 from gpt4all_magic.docs.readers import read_document
-from gpt4all_magic.docs.retrieve import query_words, hits
-from gpt4all_magic.errors import (CollectionNotFoundError, DocsError, DocumentError, Gpt4AllError,
-                                  IndexMismatchError)
+from gpt4all_magic.docs.retrieve import hits, query_words
+from gpt4all_magic.errors import CollectionNotFoundError, DocsError, DocumentError, Gpt4AllError, IndexMismatchError
 
 
 def _names(found) -> list[str]:

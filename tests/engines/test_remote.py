@@ -5,23 +5,24 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import numpy as np
 import openai_fakes
 import pytest
+from helpers import raw_llama, run, usage_error
 from openai_fakes import FakeOpenAIServer
+from real_servers import ALIAS, KEY_ENV, SERVER_KEY, Server
 
 import gpt4all_magic
-from gpt4all_magic import manager as manager_module
+from gpt4all_magic.api import connect, disconnect, generate
+from gpt4all_magic.bench.servers import free_port
+from gpt4all_magic.conversation.session import ChatSession
 from gpt4all_magic.engines.base import ScoreRequest
-from gpt4all_magic.api import connect, disconnect
 from gpt4all_magic.engines.openai.model import OpenAIBackend
 from gpt4all_magic.errors import (
     ContextOverflowError,
@@ -33,16 +34,7 @@ from gpt4all_magic.errors import (
     RemoteTimeoutError,
     ScoringNotSupportedError,
 )
-from gpt4all_magic.api import generate
-from gpt4all_magic.conversation.session import ChatSession
-from gpt4all_magic.manager import ModelManager
 from gpt4all_magic.options import GenerationOptions
-
-from helpers import raw_llama, run, usage_error
-
-from real_servers import ALIAS, KEY_ENV, SERVER_KEY, Server
-
-from gpt4all_magic.bench.servers import free_port
 
 # -- the magics on a real server ---------------------------------------------------------------------
 
@@ -282,9 +274,9 @@ def test_remote_scores_match_local_ones_on_a_server_whose_echo_is_right(servers,
 def test_dataframe_generate_score_and_choose_are_the_same_calls_on_a_server(servers, remote_manager):
     import pandas as pd
 
+    from gpt4all_magic.batch.choose import choose
     from gpt4all_magic.batch.generate import generate_rows
     from gpt4all_magic.batch.score import score as score_rows
-    from gpt4all_magic.batch.choose import choose
 
     model = connect(servers["bos"].url, manager=remote_manager, concurrency=2)
     things = pd.DataFrame({"thing": ["fruit", "colour", "city"]}, index=["a", "b", "c"])

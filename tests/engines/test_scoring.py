@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from helpers import raw_llama
 
+from gpt4all_magic.batch.choose import score_item
+from gpt4all_magic.batch.tasks import get_task, load_sample, task_names
+from gpt4all_magic.engines.base import ScoreRequest
 from gpt4all_magic.engines.llama import batchctx as llama_batch
 from gpt4all_magic.engines.llama import scoring as llama_scoring
-from gpt4all_magic.engines.base import ScoreRequest
-from gpt4all_magic.batch.choose import score_item
 from gpt4all_magic.errors import ContextOverflowError
-from gpt4all_magic.batch.tasks import get_task, load_sample, task_names
 
 
 def tok(model, text: str) -> list[int]:

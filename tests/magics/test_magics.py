@@ -9,12 +9,11 @@ import threading
 import time
 
 import pytest
+from helpers import run, usage_error
 from IPython.utils.capture import capture_output
 
 import gpt4all_magic
 from gpt4all_magic.options import GenerationOptions
-
-from helpers import run, usage_error
 
 HAIKU = "%%gpt4all -t 0 -n 30\nWrite a haiku about tea."
 

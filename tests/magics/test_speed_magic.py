@@ -9,11 +9,11 @@ import os
 from pathlib import Path
 
 import pandas as pd
+from helpers import run, usage_error
 
 import gpt4all_magic as g4
 from gpt4all_magic.batch.tasks import load_sample
 from gpt4all_magic.models import speeds
-from helpers import run, usage_error
 
 
 def test_bench_measures_caches_and_feeds_list_and_estimates(shell, manager, capsys):

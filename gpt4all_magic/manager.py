@@ -11,11 +11,10 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
-import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 from .engines.base import (
     Backend,
@@ -30,7 +29,8 @@ from .engines.base import (
     StreamStats,
     TokenCount,
 )
-from .errors import EmptyPromptError, GenerationInterrupted, Gpt4AllError, ModelBusyError
+from .errors import EmptyPromptError, GenerationInterrupted, Gpt4AllError
+from .lock import ModelLock
 from .models import catalog
 from .models.resolve import resolve, resolve_served
 from .options import GenerationOptions, LoadSettings
@@ -51,8 +51,7 @@ class ModelManager:
         self.settings = settings or LoadSettings(n_ctx=n_ctx, n_threads=n_threads or 0, n_batch=n_batch,
                                                  busy_timeout=busy_timeout, models_dir=models_dir)
         self.default_model = default_model or None
-        self.lock = threading.RLock()
-        self._holder: str | None = None
+        self.lock = ModelLock()
         self._model: LoadedModel | None = None
         self._load_info: dict[str, Any] = {}
         self.totals = Totals()
@@ -104,35 +103,14 @@ class ModelManager:
             previous.close()
         return previous
 
-    @contextlib.contextmanager
-    def acquire(self, purpose: str = "generation") -> Iterator[None]:
+    def acquire(self, purpose: str = "generation") -> contextlib.AbstractContextManager[None]:
         """Hold the model for ``purpose``; wait up to ``busy_timeout`` seconds for another holder."""
-        timeout = -1 if self.busy_timeout is None else self.busy_timeout
-        acquired = self.lock.acquire(blocking=False)
-        if not acquired:
-            if threading.current_thread() is threading.main_thread():  # a cell: say why it is not running yet
-                print(f"note: waiting for the model ({self._holder or 'another task'}); interrupt the kernel to "
-                      "stop waiting.", file=sys.stderr, flush=True)
-            acquired = self.lock.acquire(timeout=timeout)
-        if not acquired:
-            raise ModelBusyError(
-                f"The model is busy ({self._holder or 'another task'}) for more than {self.busy_timeout:.0f} s; "
-                "wait for it to finish or press Stop in the chat panel, then run this again.")
-        outer = self._holder
-        self._holder = self._holder or purpose
-        try:
-            yield
-        finally:
-            self._holder = outer
-            self.lock.release()
+        return self.lock.hold(purpose, self.busy_timeout)
 
     @property
     def busy(self) -> bool:
         """True while some caller holds the model."""
-        if self.lock.acquire(blocking=False):
-            self.lock.release()
-            return False
-        return True
+        return self.lock.busy
 
     # -- loading ---------------------------------------------------------------------------------
     @property
@@ -370,7 +348,9 @@ class ModelManager:
                 else self._embedder
             prefix = self._embed_prefixes.get(kind, "")
             pieces = [embedder.pieces(prefix + text) for text in texts]
-            return _pooled(embedder, pieces, long)
+            flat = [p[0] for p in pieces] if long == "truncate" else [x for p in pieces for x in p]
+            return Embedding.from_pieces(embedder.embed(flat), pieces, long, model=embedder.name,
+                                         pooling=embedder.pooling, n_ctx=embedder.n_ctx)
 
     # -- reporting -------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -412,30 +392,3 @@ def get_manager() -> ModelManager:
         if _MANAGER is None:
             _MANAGER = ModelManager()
         return _MANAGER
-
-
-def _pooled(embedder: Embedder, pieces: list[list[str]], long: str) -> Embedding:
-    """Embed every text's pieces in one call; a text cut into several pieces keeps the first (truncate) or
-    the length-weighted mean of all (chunk), renormalised."""
-    import numpy as np
-
-    flat = [p[0] for p in pieces] if long == "truncate" else [x for p in pieces for x in p]
-    vectors = embedder.embed(flat)
-    notes = []
-    cut = [i for i, parts in enumerate(pieces) if len(parts) > 1]
-    if long == "chunk":
-        out, k = np.empty((len(pieces), vectors.shape[1]), dtype=np.float32), 0
-        for i, parts in enumerate(pieces):
-            weights = np.array([len(x) for x in parts], dtype=np.float64)
-            mean = (vectors[k:k + len(parts)] * weights[:, None]).sum(axis=0) / weights.sum()
-            out[i] = mean / (np.linalg.norm(mean) or 1.0)
-            k += len(parts)
-            if len(parts) > 1:
-                notes.append(f"text {i} is longer than {embedder.name}'s {embedder.n_ctx:,}-token context: "
-                             f"its {len(parts)} pieces were embedded and averaged.")
-        vectors = out
-    else:
-        notes = [f"text {i} is longer than {embedder.name}'s {embedder.n_ctx:,}-token context: only its first "
-                 f"{embedder.n_ctx:,} tokens were embedded (long='chunk' averages all of it)."
-                 for i, parts in enumerate(pieces) if len(parts) > 1]
-    return Embedding(vectors, embedder.name, embedder.pooling, notes, cut)

@@ -81,3 +81,26 @@ class Embedding:
     @property
     def dim(self) -> int:
         return int(self.vectors.shape[1])
+
+    @classmethod
+    def from_pieces(cls, vectors: Any, pieces: list[list[str]], long: str, *, model: str, pooling: str,
+                    n_ctx: int) -> Embedding:
+        """The texts' vectors from their pieces' vectors: a text cut into several pieces keeps its first
+        (``long="truncate"``: ``vectors`` has one row per text) or the length-weighted mean of all, renormalised
+        (``"chunk"``: one row per piece); with a note for each such text."""
+        import numpy as np
+
+        cut = [i for i, parts in enumerate(pieces) if len(parts) > 1]
+        if long != "chunk":
+            notes = [f"text {i} is longer than {model}'s {n_ctx:,}-token context: only its first {n_ctx:,} tokens "
+                     "were embedded (long='chunk' averages all of it)." for i in cut]
+            return cls(vectors, model, pooling, notes, cut)
+        out, k = np.empty((len(pieces), vectors.shape[1]), dtype=np.float32), 0
+        for i, parts in enumerate(pieces):
+            weights = np.array([len(x) for x in parts], dtype=np.float64)
+            mean = (vectors[k:k + len(parts)] * weights[:, None]).sum(axis=0) / weights.sum()
+            out[i] = mean / (np.linalg.norm(mean) or 1.0)
+            k += len(parts)
+        notes = [f"text {i} is longer than {model}'s {n_ctx:,}-token context: its {len(pieces[i])} pieces were "
+                 "embedded and averaged." for i in cut]
+        return cls(out, model, pooling, notes, cut)

@@ -19,7 +19,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "gpt4all_magic"
 # a layer are independent of each other.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors", "text"),
-    ("options", "prompts", "render", "structured", "system", "frames"),
+    ("options", "prompts", "render", "structured", "system", "frames", "lock"),
     ("engines",),
     ("models", "results"),
     ("manager",),

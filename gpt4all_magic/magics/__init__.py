@@ -6,6 +6,7 @@ from typing import Any
 
 # ruff: noqa: I001 - the order of these imports is the order of the cell flags' handlers.
 from .core import Gpt4AllMagics
+from . import error_commands  # noqa: F401
 from . import chat_commands  # noqa: F401
 from . import docs_commands  # noqa: F401  (before batch: --docs with --df is refused, not ignored)
 from . import batch_commands  # noqa: F401

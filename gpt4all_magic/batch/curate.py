@@ -133,24 +133,7 @@ def curate(df: pd.DataFrame, response: str = "response", prompt: str | None = "p
                                   "pass prompt=None to skip the duplicate checks.")
         prompts = text_cells(df, prompt)
     phrases = tuple(p.lower() for p in (refusal_phrases if refusal_phrases is not None else REFUSAL_PHRASES))
-    flags = {r: [False] * len(df) for r in REASONS}
-    detail: list[str | None] = [None] * len(df)
-    for i, value in enumerate(df[response].tolist()):
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            flags["empty"][i] = True
-            continue
-        if not isinstance(value, str):
-            flags["malformed"][i] = True
-            detail[i] = f"not text ({type(value).__name__})"
-            continue
-        if not value.strip():
-            flags["empty"][i] = True
-            continue
-        flags["refusal"][i] = is_refusal(value, phrases)
-        why = malformed_reason(value, prompts[i] if prompts else None)
-        if why:
-            flags["malformed"][i], detail[i] = True, why
-        flags["too_short"][i] = len(_WORD.findall(value)) < min_words
+    flags, detail = _response_flags(df[response].tolist(), prompts, phrases, min_words)
     duplicate_of: list[Any] = [None] * len(df)
     if prompts is not None:
         labels = list(df.index)
@@ -170,6 +153,31 @@ def curate(df: pd.DataFrame, response: str = "response", prompt: str | None = "p
     counts["kept"] = int(out["keep"].sum())
     counts["total"] = len(df)
     return Curation(out, df[out["keep"].to_numpy()], counts)
+
+
+def _response_flags(responses: list[Any], prompts: list[str] | None, phrases: tuple[str, ...],
+                    min_words: int) -> tuple[dict[str, list[bool]], list[str | None]]:
+    """The per-response flags (empty, refusal, malformed, too short; the duplicate ones start False) and
+    why a malformed one is."""
+    flags = {r: [False] * len(responses) for r in REASONS}
+    detail: list[str | None] = [None] * len(responses)
+    for i, value in enumerate(responses):
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            flags["empty"][i] = True
+            continue
+        if not isinstance(value, str):
+            flags["malformed"][i] = True
+            detail[i] = f"not text ({type(value).__name__})"
+            continue
+        if not value.strip():
+            flags["empty"][i] = True
+            continue
+        flags["refusal"][i] = is_refusal(value, phrases)
+        why = malformed_reason(value, prompts[i] if prompts else None)
+        if why:
+            flags["malformed"][i], detail[i] = True, why
+        flags["too_short"][i] = len(_WORD.findall(value)) < min_words
+    return flags, detail
 
 
 # -- duplicates -------------------------------------------------------------------------------------

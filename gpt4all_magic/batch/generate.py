@@ -110,23 +110,10 @@ def generate_rows(df: pd.DataFrame, template: str | None = None, *, prompt_colum
     prompts = row_prompts(df, template, prompt_column, variables)
     result_columns = (output_column,) + GENERATE_COLUMNS
     reserved(df, result_columns)
-    opts = GenerationOptions.from_mapping(option_values, base=options)
-    if system_prompt is not None:
-        opts = opts.replace(system_prompt=system_prompt)
-    header = peek_checkpoint(checkpoint)
-    if opts.seed is None and header is not None and isinstance(header.get("seed"), int):
-        opts = opts.replace(seed=header["seed"])  # a resumed run keeps the first run's seed
-    opts = opts.with_seed()
+    opts = _run_options(option_values, options, system_prompt, checkpoint)
     manager = manager or get_manager()
     loaded = manager.ensure_loaded(model)
-    # The seed is part of the job: resuming with another one would mix two seeds' answers in one frame.
-    job_spec = {"model": loaded.name, "options": {k: v for k, v in opts.to_dict().items() if k != "seed"},
-                "seed": opts.seed,
-                "prompt": template if template is not None else f"column {prompt_column or 'prompt'}"}
-    if template is not None and variables:  # the variables' values are part of the job, as the template is
-        used = [f for f in fields(template) if f.split(".")[0] not in df.columns and f.split(".")[0] in variables]
-        if used:
-            job_spec["variables"] = {f: fill(f"{{{f}}}", variables).text for f in used}
+    job_spec = _job_spec(df, loaded.name, opts, template, prompt_column, variables)
     keys = [row_key(label, p) for label, p in zip(df.index, prompts)]
     job = Job(df, "generate", job_spec, keys, checkpoint=checkpoint, progress=progress, desc="generate",
               header={"seed": opts.seed})
@@ -151,6 +138,32 @@ def generate_rows(df: pd.DataFrame, template: str | None = None, *, prompt_colum
     return job.frame(result_columns, attrs={"kind": "generate", "model": loaded.name, "options": opts.to_dict(),
                                             "elapsed": job.elapsed, "tokens": job.tokens,
                                             "tokens_per_second": job.tokens_per_second})
+
+
+def _run_options(values: Mapping[str, Any], options: GenerationOptions | None, system_prompt: str | None,
+                 checkpoint: PathLike | None) -> GenerationOptions:
+    """The options of the whole run, with its seed: the given one, the first run's (resuming), or a new one."""
+    opts = GenerationOptions.from_mapping(values, base=options)
+    if system_prompt is not None:
+        opts = opts.replace(system_prompt=system_prompt)
+    header = peek_checkpoint(checkpoint)
+    if opts.seed is None and header is not None and isinstance(header.get("seed"), int):
+        opts = opts.replace(seed=header["seed"])  # a resumed run keeps the first run's seed
+    return opts.with_seed()
+
+
+def _job_spec(df: pd.DataFrame, model: str, opts: GenerationOptions, template: str | None,
+              prompt_column: str | None, variables: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What makes this job this job (a checkpoint of another is refused). The seed is part of it: resuming
+    with another one would mix two seeds' answers in one frame."""
+    spec: dict[str, Any] = {"model": model, "options": {k: v for k, v in opts.to_dict().items() if k != "seed"},
+                            "seed": opts.seed,
+                            "prompt": template if template is not None else f"column {prompt_column or 'prompt'}"}
+    if template is not None and variables:  # the variables' values are part of the job, as the template is
+        used = [f for f in fields(template) if f.split(".")[0] not in df.columns and f.split(".")[0] in variables]
+        if used:
+            spec["variables"] = {f: fill(f"{{{f}}}", variables).text for f in used}
+    return spec
 
 
 def _row(output_column: str, *, error: str | None, status: str, **values: Any) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["default_threads", "rss_bytes"]
+__all__ = ["default_threads", "machine_note", "rss_bytes"]
 
 
 def default_threads() -> int:
@@ -50,3 +50,12 @@ def rss_bytes() -> int | None:
         return psutil.Process().memory_info().rss
     except Exception:
         return None
+
+
+def machine_note() -> str:
+    """``load average 0.12 (1 min), 0.30 (5 min) on 2 CPUs``: what a benchmark prints beside its timings."""
+    try:
+        one, five, _ = os.getloadavg()
+        return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} CPUs"
+    except OSError:
+        return f"{os.cpu_count()} CPUs"

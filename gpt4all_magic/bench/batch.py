@@ -10,11 +10,12 @@ from the slow ones. Timings depend on the machine and on what else runs on it (t
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 import time
 from typing import Any
+
+from ..system import machine_note
 
 __all__ = ["main"]
 
@@ -36,13 +37,6 @@ def _questions(n: int) -> list[tuple[str, list[str], int]]:
         out.append((f"Item {k + 1}. {context}", choices, gold))
     return out
 
-
-def _load_note() -> str:
-    try:
-        one, five, _ = os.getloadavg()
-        return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} CPUs"
-    except OSError:
-        return f"{os.cpu_count()} CPUs"
 
 
 def bench_scoring(model: Any, n_questions: int) -> dict[str, float]:
@@ -124,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model: {model.name} ({model.ref.path.name if model.ref.path else '?'}), n_ctx {model.n_ctx}, "
           f"{model.n_threads} threads; scoring: flash attention on, micro-batches of {SCORING_UBATCH}; "
           f"generation: flash attention {'on' if FLASH_ATTN else 'off'}")
-    print(f"machine: {_load_note()} (a shared machine makes timings noisy)")
+    print(f"machine: {machine_note()} (a shared machine makes timings noisy)")
     s = bench_scoring(model, args.questions)
     print(f"\nmultiple choice, {s['questions']} questions x 4 choices = {s['requests']} requests")
     print(f"  naive per-choice loop : {s['naive_s']:7.2f} s  {s['questions'] / s['naive_s']:7.1f} questions/s")

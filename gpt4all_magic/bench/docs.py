@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from ..system import machine_note
+
 _SYLLABLES = [c + v for c in "bdfgklmnprstvz" for v in "aeiou"]
 # 20,000 made-up words drawn with Zipf's law (s = 1.1), as words are in real text: a few very common, most rare.
 _RNG = np.random.default_rng(0)
@@ -205,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["GPT4ALL_MAGIC_DOCS_DIR"] = str(root / "index")
         (root / "notes").mkdir()
         (root / "reindex").mkdir()
-        print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
+        print(f"machine: {machine_note()}", flush=True)
         if "retrieval" in parts:
             print("retrieval at", args.big, "chunks:", bench_retrieval(args.big), flush=True)
         if "reindex" in parts:
@@ -213,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         if "indexing" in parts:
             print(f"indexing ~{args.chunks} chunks:", bench_indexing(root / "notes", args.chunks, args.model_chunks),
                   flush=True)
-        print(f"load average {os.getloadavg()[0]:.1f} at the end", flush=True)
+        print(f"machine at the end: {machine_note()}", flush=True)
     return 0
 
 

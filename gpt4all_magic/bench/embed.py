@@ -11,10 +11,11 @@ structure) with how many planted pairs were found; and UMAP time at 10,000 and 1
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from typing import Any
+
+from ..system import machine_note
 
 __all__ = ["main"]
 
@@ -31,13 +32,6 @@ def _texts(n: int) -> list[str]:
     rng = random.Random(12)
     return [f"Item {k}: " + " ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 12))) + "." for k in range(n)]
 
-
-def _load_note() -> str:
-    try:
-        one, five, _ = os.getloadavg()
-        return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} CPUs"
-    except OSError:
-        return f"{os.cpu_count()} CPUs"
 
 
 def bench_embed(n_texts: int, threads: int) -> dict[str, float]:
@@ -139,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="llama.cpp threads for both sides (default 0: the physical cores, the manager's "
                              "default); 1 thread is also measured")
     args = parser.parse_args(argv)
-    print(f"gpt4all-magic embeddings benchmark ({_load_note()})", flush=True)
+    print(f"gpt4all-magic embeddings benchmark ({machine_note()})", flush=True)
 
     from ..system import default_threads
 

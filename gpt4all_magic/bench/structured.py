@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from typing import Any, Sequence
+
+from ..system import machine_note
 
 __all__ = ["loop_answers", "main", "our_validity", "raw_llama"]
 
@@ -136,13 +137,6 @@ def bench_prompt_lookup(model: Any, prompts: Sequence[str], baseline: Sequence[t
             "identical": sum(a == b for (a, _), (b, _) in zip(answers, baseline))}
 
 
-def _load_note() -> str:
-    try:
-        one, five, _ = os.getloadavg()
-        return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} CPUs"
-    except OSError:
-        return f"{os.cpu_count()} CPUs"
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gpt4all_magic.bench.structured",
@@ -163,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     model = manager.load()
     llm = raw_llama(model)
     print(f"model: {model.name}, n_ctx {model.n_ctx}, {model.n_threads} threads; greedy, repeat_penalty 1.0")
-    print(f"machine: {_load_note()} (a shared machine makes timings noisy)")
+    print(f"machine: {machine_note()} (a shared machine makes timings noisy)")
     if "extract" in sections:
         _print_extract(bench_extract(manager, llm, args.rows, args.tokens), args.tokens)
     if "classify" in sections:

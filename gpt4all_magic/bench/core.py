@@ -39,6 +39,7 @@ def bench_magic_vs_raw(rounds: int, max_tokens: int) -> dict[str, Any]:
     from IPython.core.interactiveshell import InteractiveShell
     from IPython.utils.capture import capture_output
 
+    from ..engines.llama.native import without_amx_repack
     from ..magics import load
     from ..manager import get_manager
     from ..options import GenerationOptions
@@ -52,8 +53,9 @@ def bench_magic_vs_raw(rounds: int, max_tokens: int) -> dict[str, Any]:
 
     opts = GenerationOptions(temp=0, max_tokens=max_tokens, seed=1)
     prompt_tokens = model.tokenize(model.render([{"role": "user", "content": PROMPT}]))
-    raw = llama_cpp.Llama(model_path=str(model.ref.path), n_ctx=2048, n_threads=model.n_threads,
-                          n_threads_batch=model.n_threads, verbose=False)
+    with without_amx_repack(llama_cpp):  # loaded as the engine loads models (see native.py)
+        raw = llama_cpp.Llama(model_path=str(model.ref.path), n_ctx=2048, n_threads=model.n_threads,
+                              n_threads_batch=model.n_threads, verbose=False)
     raw.last_n_tokens_size = opts.repeat_last_n
 
     def run_raw() -> int:
@@ -93,13 +95,15 @@ def bench_threads(rounds: int, max_tokens: int) -> dict[str, Any]:
     """Decode speed with physical-core threads vs llama-cpp-python's default thread count."""
     import llama_cpp
 
+    from ..engines.llama.native import without_amx_repack
     from ..models.catalog import bundled_model_path
     from ..system import default_threads
 
     path = str(bundled_model_path())
-    ours = llama_cpp.Llama(model_path=path, n_ctx=2048, n_threads=default_threads(),
-                           n_threads_batch=default_threads(), verbose=False)
-    theirs = llama_cpp.Llama(model_path=path, n_ctx=2048, verbose=False)
+    with without_amx_repack(llama_cpp):  # both loaded as the engine loads models (see native.py)
+        ours = llama_cpp.Llama(model_path=path, n_ctx=2048, n_threads=default_threads(),
+                               n_threads_batch=default_threads(), verbose=False)
+        theirs = llama_cpp.Llama(model_path=path, n_ctx=2048, verbose=False)
     tokens = ours.tokenize(PROMPT.encode(), add_bos=False)
 
     def decode(llm: Any) -> Callable[[], int]:

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..system import machine_note
 
-__all__ = ["main"]
+__all__ = ["main", "requantized"]
 
 
 def _questions(n: int) -> list[tuple[str, list[str], int]]:
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  speed-up              : {g['sequential_s'] / g['batched_s']:7.2f}x (target >= 2x)")
     print(f"  identical answers     : {g['agree']}/{g['prompts']}")
     for kind in args.requantize:
-        path = _requantized(model, kind)
+        path = requantized(model.ref.path, kind)
         manager.load(path)
         g = bench_generation(manager, args.prompts, args.tokens)
         print(f"\ngeneration on a {kind.upper()} copy of the same weights ({path.name}), same prompts")
@@ -148,9 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _requantized(model: Any, kind: str) -> Any:
-    """A copy of the model's weights in another quantization (ggml has batched matrix kernels for
-    Q4_0 and Q8_0 on CPU, not for the bundled file's Q4_1)."""
+def requantized(path: Any, kind: str) -> Any:
+    """A temporary copy of the weights at ``path`` in another quantization (ggml has batched matrix
+    kernels for Q4_0 and Q8_0 on CPU, not for the bundled file's Q4_1); the caller removes its folder."""
     import ctypes
     import tempfile
     from pathlib import Path
@@ -161,8 +161,8 @@ def _requantized(model: Any, kind: str) -> Any:
     params = lc.llama_model_quantize_default_params()
     params.ftype = {"q4_0": lc.LLAMA_FTYPE_MOSTLY_Q4_0, "q8_0": lc.LLAMA_FTYPE_MOSTLY_Q8_0}[kind]
     params.allow_requantize = True
-    out = Path(tempfile.mkdtemp(prefix="gpt4all-bench-")) / f"{model.ref.path.stem}-{kind}.gguf"
-    if lc.llama_model_quantize(str(model.ref.path).encode(), str(out).encode(), ctypes.byref(params)) != 0:
+    out = Path(tempfile.mkdtemp(prefix="gpt4all-bench-")) / f"{Path(path).stem}-{kind}.gguf"
+    if lc.llama_model_quantize(str(path).encode(), str(out).encode(), ctypes.byref(params)) != 0:
         raise SystemExit(f"llama.cpp could not write {out}")
     return out
 

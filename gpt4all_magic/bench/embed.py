@@ -34,8 +34,9 @@ def _texts(n: int) -> list[str]:
 
 
 
-def bench_embed(n_texts: int, threads: int) -> dict[str, float]:
-    """Texts/s of ``ModelManager.embed`` vs a ``Llama.embed`` loop, same model, mean pooling, threads."""
+def bench_embed(n_texts: int, threads: int, path: Any = None) -> dict[str, float]:
+    """Texts/s of ``ModelManager.embed`` vs a ``Llama.embed`` loop, same model file (default: the
+    bundled one), mean pooling, threads."""
     import numpy as np
 
     from ..engines.llama.native import import_llama_cpp, without_amx_repack
@@ -43,15 +44,16 @@ def bench_embed(n_texts: int, threads: int) -> dict[str, float]:
     from ..models.catalog import bundled_model_path
 
     texts = _texts(n_texts)
+    path = path or bundled_model_path()
     manager = ModelManager(n_threads=threads)
-    manager.embed(texts[:4])  # load outside the timing
+    manager.embed(texts[:4], model=str(path), pooling="mean")  # load outside the timing
     t0 = time.perf_counter()
-    ours = manager.embed(texts).vectors
+    ours = manager.embed(texts, model=str(path), pooling="mean").vectors
     t_ours = time.perf_counter() - t0
     manager.unload_embedder()
     lc = import_llama_cpp()
     with without_amx_repack(lc):
-        llm = lc.Llama(model_path=str(bundled_model_path()), embedding=True, pooling_type=lc.LLAMA_POOLING_TYPE_MEAN,
+        llm = lc.Llama(model_path=str(path), embedding=True, pooling_type=lc.LLAMA_POOLING_TYPE_MEAN,
                        n_ctx=512, n_threads=threads, n_threads_batch=threads, verbose=False)
     try:
         llm.embed(texts[0])
@@ -129,12 +131,16 @@ def bench_umap(n: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gpt4all_magic.bench.embed", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer texts, UMAP at 10,000 points only")
+    parser.add_argument("--requantize", action="append", default=[], choices=("q4_0", "q8_0"),
+                        help="also measure on a temporary copy of the bundled weights in this quantization "
+                             "(ggml's CPU backend has batched matrix kernels for it, not for Q4_1)")
     parser.add_argument("--threads", type=int, default=0,
                         help="llama.cpp threads for both sides (default 0: the physical cores, the manager's "
                              "default); 1 thread is also measured")
     args = parser.parse_args(argv)
     print(f"gpt4all-magic embeddings benchmark ({machine_note()})", flush=True)
 
+    from ..models.catalog import bundled_model_path
     from ..system import default_threads
 
     for threads in dict.fromkeys([args.threads or default_threads(), 1]):
@@ -145,6 +151,19 @@ def main(argv: list[str] | None = None) -> int:
               f"  Llama.embed loop      {e['loop']:8.2f} texts/s (one text per call, timed on {LOOP_SAMPLE})\n"
               f"  ratio {e['ours'] / e['loop']:.2f}x (target >= 3x); largest 1 - cosine between them "
               f"{e['max_gap']:.1e}", flush=True)
+    for kind in args.requantize:
+        import shutil
+
+        from .batch import requantized
+
+        path = requantized(bundled_model_path(), kind)
+        try:
+            e = bench_embed(64 if args.quick else 128, args.threads or default_threads(), path)
+        finally:
+            shutil.rmtree(path.parent, ignore_errors=True)
+        print(f"embed on a {kind.upper()} copy of the same weights: batched {e['ours']:.2f} texts/s, loop "
+              f"{e['loop']:.2f} texts/s, ratio {e['ours'] / e['loop']:.2f}x; largest 1 - cosine {e['max_gap']:.1e}",
+              flush=True)
 
     d = bench_near_duplicates(100_000)
     print(f"near duplicates over {d['n']:,} given vectors (384 dims, cosine >= 0.95): {d['seconds']:.1f} s "

@@ -9,10 +9,13 @@ encoders (BERT) need a whole sequence in one micro-batch.
 
 What is wrapped is how many texts go into one call: every token of a decode attends over the whole
 decode (masked to its own sequence), so the attention work grows with the square of the tokens packed
-together, and a 2,048-token decode of short texts does about twice the work of the same texts one at a
-time on SmolLM2-135M. Texts are therefore handed to ``Llama.embed`` in groups of about ``PACK_TOKENS``
-tokens (a longer text goes alone): measured on 128 short texts, 1 thread, 512-token groups were 1.5x
-faster than 2,048-token ones.
+together. Texts are therefore handed to ``Llama.embed`` in groups of about ``PACK_TOKENS`` tokens (a
+longer text goes alone). Measured on 128 short texts (14 tokens), 2 threads, SmolLM2-135M (texts/s for
+groups of 32 / 64 / 128 / 256 / 512 / 2,048 tokens): the bundled Q4_1 file 27 / 29 / 30 / 32 / 29 / 17,
+a Q4_0 copy 48 / 58 / 67 / 69 / 59 / 27. Flash attention (which skips masked cells) made the Q4_0 copy
+faster (96 at 256) but moved the vectors to 1e-4 cosine from ``Llama.embed``'s, ten times further than
+without it, so it stays off. Q4_1 has no batched matrix kernel in ggml's CPU backend: on it, packing
+saves only the per-call overhead.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from .native import deferred_interrupt, import_llama_cpp, native_log_tail, witho
 
 __all__ = ["PACK_TOKENS", "LlamaEmbedder", "load_embedder"]
 
-PACK_TOKENS = 512
+PACK_TOKENS = 256
 
 
 def load_embedder(ref: ModelRef, *, n_ctx: int, n_threads: int, pooling: str | None) -> LlamaEmbedder:

@@ -144,3 +144,37 @@ def test_max_tokens_cuts_a_constrained_answer_with_length(manager):
     assert finish == "length"
     with pytest.raises(ValueError):
         json.loads(text)
+
+
+@pytest.mark.parametrize("penalty", [1.0, 1.3])
+def test_picks_near_the_top_are_the_picks_over_the_whole_vocabulary(manager, monkeypatch, penalty):
+    """Greedy grammar rows look at the NEAR_TOP best logits first; the answers must not change (also
+    with a repeat penalty, which moves logits), and far fewer picks should need all 49,152 tokens."""
+    from gpt4all_magic.engines.llama import sampling
+
+    schema = {"type": "object", "properties": {
+        "city": {"type": "string", "maxLength": 20}, "population": {"type": "integer", "minimum": 0},
+        "rivers": {"type": "array", "items": {"type": "string", "maxLength": 15}, "maxItems": 3}},
+        "required": ["city", "population", "rivers"]}
+    chats = [[{"role": "user", "content": p}] for p in (
+        "Paris has 2100000 people and the Seine. Answer as JSON.",
+        "Tell me about Cairo, its 10 million people and the Nile, in JSON.",
+        "A village called Oakridge, 312 inhabitants, two streams: Elm and Ash. JSON only.")]
+    opts = GenerationOptions(temp=0, repeat_penalty=penalty, max_tokens=70, seed=3)
+    whole_picks = []
+    real_pick = sampling.GrammarSampler._pick
+    monkeypatch.setattr(sampling.GrammarSampler, "_pick",
+                        lambda self, logits, *, masked: whole_picks.append(masked) or real_pick(self, logits,
+                                                                                                 masked=masked))
+
+    def answers():
+        whole_picks.clear()
+        out = [text for text, _, _ in manager.current.generate_many(chats, opts, response_format=ResponseFormat(schema))]
+        return out, len(whole_picks)
+
+    near, near_count = answers()
+    monkeypatch.setattr(sampling, "NEAR_TOP", 10**9)  # larger than the vocabulary: every pick over all of it
+    whole, whole_count = answers()
+    assert near == whole
+    assert sum(len(text) for text in near) > 60
+    assert near_count * 4 < whole_count, (near_count, whole_count)

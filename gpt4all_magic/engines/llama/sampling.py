@@ -8,6 +8,14 @@ before the chain picks again. Masking all 49,152 tokens of the bundled model tak
 here), as long as a whole decode step, while most tokens of a JSON answer pass the one-token check;
 for greedy decoding the pick is exactly the one of a chain with the grammar inside (the best token
 the grammar allows). Single calls with a schema and batch rows both use it, so they agree.
+
+Greedy rows (temperature 0, repeat penalty >= 1) go further: both picks first look only at the
+``NEAR_TOP`` tokens with the highest raw logits (in token-id order, so ties break as over the whole
+vocabulary). Penalties only lower logits, so a pick whose value is above the best raw logit left out
+is the pick over the whole vocabulary; when it is not (or the grammar allows none of them) the whole
+vocabulary is used as above. Measured on ``extract`` over 32 tickets (greedy, same outputs): 12.8 s with
+every pick over the 49,152 tokens (701 tokens refused by the grammar at first), 9.2 s with picks near
+the top (74 of them still needed the whole vocabulary).
 """
 
 from __future__ import annotations
@@ -20,7 +28,9 @@ from ...errors import SchemaError
 from ...options import GenerationOptions
 from .native import import_llama_cpp, native_log_tail
 
-__all__ = ["GrammarSampler", "RowSampler", "check_grammar", "row_sampler", "sampler_chain"]
+NEAR_TOP = 1024
+
+__all__ = ["NEAR_TOP", "GrammarSampler", "RowSampler", "check_grammar", "row_sampler", "sampler_chain"]
 
 
 def sampler_chain(model: Any, options: GenerationOptions, seed: int) -> Any:
@@ -87,14 +97,25 @@ class GrammarSampler(RowSampler):
         self.one = np.zeros(1, dtype=layout)
         self.cur_p = lc.llama_token_data_array(self.cur.ctypes.data_as(lc.llama_token_data_p), self.n_vocab, -1, False)
         self.one_p = lc.llama_token_data_array(self.one.ctypes.data_as(lc.llama_token_data_p), 1, -1, False)
+        # Greedy with penalties that can only lower a logit: the best token is found near the top.
+        greedy = options.temp == 0.0 and options.repeat_penalty >= 1.0
+        self.near = NEAR_TOP if greedy and NEAR_TOP < self.n_vocab else 0
+        self.top = np.zeros(self.near, dtype=layout)  # filled once per step; picks work on a copy
+        self.work = np.zeros(self.near, dtype=layout)
+        self.work_p = lc.llama_token_data_array(self.work.ctypes.data_as(lc.llama_token_data_p), self.near, -1, False)
 
     def sample(self, ctx: Any, index: int) -> int | None:
         import numpy as np
 
         logits = np.ctypeslib.as_array(self.lc.llama_get_logits_ith(ctx, index), shape=(self.n_vocab,))
-        token = self._pick(logits, masked=False)
+        bound = self._near_top(logits) if self.near else None
+        token = self._pick_near(bound, masked=False) if bound is not None else None
+        if token is None:
+            token = self._pick(logits, masked=False)
         if not self._allowed(token, logits[token]):
-            token = self._pick(logits, masked=True)
+            token = self._pick_near(bound, masked=True) if bound is not None else None
+            if token is None:
+                token = self._pick(logits, masked=True)
             if token is None:
                 return None
         self.lc.llama_sampler_accept(self.grammar, token)
@@ -114,6 +135,28 @@ class GrammarSampler(RowSampler):
         if masked and math.isinf(chosen.logit) and chosen.logit < 0:
             return None  # the grammar allows no token at all
         return int(chosen.id)
+
+    def _near_top(self, logits: Any) -> float:
+        """Fill ``self.top`` with the ``near`` highest raw logits (token-id order); the best one left out."""
+        import numpy as np
+
+        best = np.argpartition(logits, -(self.near + 1))[-(self.near + 1):]
+        low = int(best[np.argmin(logits[best])])
+        ids = np.sort(best[best != low][:self.near])
+        self.top["id"], self.top["logit"], self.top["p"] = ids, logits[ids], 0.0
+        return float(logits[low])
+
+    def _pick_near(self, bound: float, *, masked: bool) -> int | None:
+        """The chain's pick among the tokens near the top, or None when the whole vocabulary must decide
+        (the pick is not above ``bound``, the best raw logit outside, or the grammar allows none of them)."""
+        lc, work_p = self.lc, self.work_p
+        self.work[:] = self.top
+        work_p.size, work_p.selected, work_p.sorted = self.near, -1, False
+        if masked:
+            lc.llama_sampler_apply(self.grammar, ctypes.byref(work_p))
+        lc.llama_sampler_apply(self.chain.sampler, ctypes.byref(work_p))
+        chosen = work_p.data[work_p.selected]
+        return int(chosen.id) if chosen.logit > bound else None
 
     def _allowed(self, token: int, logit: float) -> bool:
         one, one_p = self.one, self.one_p

@@ -20,9 +20,13 @@ from typing import Any, Iterable, Mapping
 
 from .errors import InvalidOptionError
 
-__all__ = ["AUTO_THREADS", "GenerationOptions", "LoadSettings", "OptionSpec", "option_specs"]
+__all__ = ["AUTO_THREADS", "PARALLEL_ROWS", "GenerationOptions", "LoadSettings", "OptionSpec", "option_specs"]
 
 SEED_MAX = 2**32 - 2  # llama.cpp treats 0xFFFFFFFF as "random"
+# Rows a local batch job generates together (KV memory may allow fewer). Measured on the bundled model,
+# 2 cores, 128 rows: 64 at once was 1.13x faster than 32 for generate_rows and 1.10x for extract (rows
+# join as others finish, and a job ends with a tail of few rows; fewer waves, less tail).
+PARALLEL_ROWS = 64
 
 
 def _opt(default: Any, help: str, *, flags: tuple[str, ...] = (), minimum: float | None = None,

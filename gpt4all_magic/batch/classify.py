@@ -17,7 +17,7 @@ import pandas as pd
 from ..engines.base import ScoreRequest
 from ..errors import BatchInputError
 from ..manager import ModelManager, get_manager
-from ..options import GenerationOptions
+from ..options import PARALLEL_ROWS, GenerationOptions
 from ..structured.schema import Schema, check_labels
 from ._job import Job, PathLike, check_frame, chunked, failed_row, reserved, row_key, run_chunk, sorted_by_length
 from ._typed import Outcome
@@ -41,7 +41,7 @@ def classify(df: pd.DataFrame, template: str | None = None, labels: Sequence[str
              prompt_column: str | None = None, method: str = "loglik", model: PathLike | None = None,
              system_prompt: str | None = None, options: GenerationOptions | None = None,
              manager: ModelManager | None = None, checkpoint: PathLike | None = None, progress: bool = True,
-             chunk_size: int = 64, max_parallel: int = 32, variables: Mapping[str, Any] | None = None,
+             chunk_size: int = 64, max_parallel: int = PARALLEL_ROWS, variables: Mapping[str, Any] | None = None,
              **option_values: Any) -> pd.DataFrame:
     """Give each row (a ``{column}`` template or a prompt column) one of ``labels``.
 

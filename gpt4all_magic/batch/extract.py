@@ -18,7 +18,7 @@ import pandas as pd
 from ..engines.base import ResponseFormat
 from ..errors import BatchInputError, SchemaError
 from ..manager import ModelManager, get_manager
-from ..options import GenerationOptions
+from ..options import PARALLEL_ROWS, GenerationOptions
 from ..structured.schema import TYPED_DEFAULTS, Schema
 from ._job import Job, PathLike, check_frame, chunked, peek_checkpoint, reserved, row_key, sorted_by_length
 from ._typed import Outcome, run_typed
@@ -55,7 +55,7 @@ def typed_columns(frame: pd.DataFrame, dtypes: Mapping[str, str | None]) -> pd.D
 def extract(df: pd.DataFrame, template: str | None = None, schema: Any = None, *, prompt_column: str | None = None,
             model: PathLike | None = None, system_prompt: str | None = None, options: GenerationOptions | None = None,
             manager: ModelManager | None = None, checkpoint: PathLike | None = None, progress: bool = True,
-            max_parallel: int = 32, chunk_size: int = 128, retry: bool = True,
+            max_parallel: int = PARALLEL_ROWS, chunk_size: int = 128, retry: bool = True,
             variables: Mapping[str, Any] | None = None, **option_values: Any) -> pd.DataFrame:
     """Answer each row (a ``{column}`` template or a prompt column) with JSON following ``schema`` and add
     one column per top-level field.

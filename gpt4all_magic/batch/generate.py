@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..errors import BatchInputError, ContextOverflowError
 from ..manager import ModelManager, get_manager
-from ..options import GenerationOptions
+from ..options import PARALLEL_ROWS, GenerationOptions
 from ..prompts import fields, fill
 from ._job import (
     Job,
@@ -92,7 +92,7 @@ def generate_rows(df: pd.DataFrame, template: str | None = None, *, prompt_colum
                   output_column: str = "response", model: PathLike | None = None,
                   system_prompt: str | None = None, options: GenerationOptions | None = None,
                   manager: ModelManager | None = None, checkpoint: PathLike | None = None, progress: bool = True,
-                  max_parallel: int = 32, chunk_size: int = 128, variables: Mapping[str, Any] | None = None,
+                  max_parallel: int = PARALLEL_ROWS, chunk_size: int = 128, variables: Mapping[str, Any] | None = None,
                   **option_values: Any) -> pd.DataFrame:
     """Answer one prompt per row (a ``{column}`` template or a prompt column), as :func:`generate` would.
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from IPython.core.error import UsageError
 
+from ..options import PARALLEL_ROWS
 from ..prompts import Filled, fill
 from . import core
 from ._base import Parser, arg, subcommand, usage_errors
@@ -25,8 +26,8 @@ def _add_flags(p: Parser) -> None:
                             "result is NAME plus response, token counts, tokens/s, finish reason and status.")
     group.add_argument("--checkpoint", metavar="PATH",
                        help="With --df: record finished rows in PATH (JSON lines); rerunning skips them.")
-    group.add_argument("--parallel", type=int, default=32, metavar="N",
-                       help="With --df: rows generated together (default: 32).")
+    group.add_argument("--parallel", type=int, default=PARALLEL_ROWS, metavar="N",
+                       help=f"With --df: rows generated together (default: {PARALLEL_ROWS}).")
 
 
 def frame_and_template(magics: Any, args: argparse.Namespace, cell: str) -> tuple[Any, str, dict[str, Any]]:

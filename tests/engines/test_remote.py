@@ -34,7 +34,7 @@ from gpt4all_magic.errors import (
     RemoteTimeoutError,
     ScoringNotSupportedError,
 )
-from gpt4all_magic.options import GenerationOptions
+from gpt4all_magic.options import PARALLEL_ROWS, GenerationOptions
 
 # -- the magics on a real server ---------------------------------------------------------------------
 
@@ -499,7 +499,7 @@ def test_batch_concurrency_is_bounded_and_used(remote_manager):
     prompts = [[{"role": "user", "content": f"row {i}"}] for i in range(9)]
     with FakeOpenAIServer(delay_s=0.15) as fake:
         model = connect(fake.url, manager=remote_manager, concurrency=3)
-        rows = model.generate_many(prompts, GenerationOptions(), max_parallel=32)  # batch.py's default
+        rows = model.generate_many(prompts, GenerationOptions(), max_parallel=PARALLEL_ROWS)  # the batch default
         assert [t for t, _, _ in rows] == [f"Echo: row {i}" for i in range(9)]
         assert fake.max_active == 3  # the connection's concurrency caps what a batch asks for
         fake.max_active = 0

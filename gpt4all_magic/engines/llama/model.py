@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterator, Sequence
 
 from ...errors import GenerationError, ModelLoadError
-from ...options import GenerationOptions
+from ...options import PARALLEL_ROWS, GenerationOptions
 from ...text import StopScanner
 from ..base import (
     Backend,
@@ -287,7 +287,7 @@ class LlamaCppModel(LoadedModel):
             except GenerationError as exc:
                 report(i, "", StreamStats(finish_reason="error"), exc)
         generate_many(self, tokens, options, lambda j, *rest: report(runnable[j], *rest),
-                      should_stop=should_stop, max_parallel=max_parallel or 32, grammar=grammar)
+                      should_stop=should_stop, max_parallel=max_parallel or PARALLEL_ROWS, grammar=grammar)
         return results
 
     def scoring_settings(self) -> dict[str, Any]:

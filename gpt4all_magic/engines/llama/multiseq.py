@@ -13,7 +13,7 @@ import collections
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from ...options import GenerationOptions
+from ...options import PARALLEL_ROWS, GenerationOptions
 from ...text import StopScanner
 from ..base import OnResult, StreamStats
 from .batchctx import MAX_SEQ, BatchContext, generation_context, kv_bytes_per_cell, pad_cells
@@ -38,7 +38,7 @@ class _Row:
 
 
 def generate_many(model: Any, prompts: Sequence[list[int]], options: GenerationOptions, on_result: OnResult, *,
-                  should_stop: Callable[[], bool] = lambda: False, max_parallel: int = 32,
+                  should_stop: Callable[[], bool] = lambda: False, max_parallel: int = PARALLEL_ROWS,
                   memory_budget: int | None = None, grammar: str | None = None) -> None:
     """Generate an answer for each prompt (token lists), one token of every running row per decode.
 

@@ -11,6 +11,7 @@ structure) with how many planted pairs were found; and UMAP time at 10,000 and 1
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 from typing import Any
@@ -142,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from ..models.catalog import bundled_model_path
     from ..system import default_threads
+    from .batch import requantized
 
     for threads in dict.fromkeys([args.threads or default_threads(), 1]):
         e = bench_embed(64 if args.quick else 128, threads)
@@ -152,10 +154,6 @@ def main(argv: list[str] | None = None) -> int:
               f"  ratio {e['ours'] / e['loop']:.2f}x (target >= 3x); largest 1 - cosine between them "
               f"{e['max_gap']:.1e}", flush=True)
     for kind in args.requantize:
-        import shutil
-
-        from .batch import requantized
-
         path = requantized(bundled_model_path(), kind)
         try:
             e = bench_embed(64 if args.quick else 128, args.threads or default_threads(), path)

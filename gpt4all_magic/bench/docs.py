@@ -64,6 +64,22 @@ def _real_files(folder: Path, chunks: int) -> None:
         wanted -= len(text)
 
 
+def _time_embedding(manager: Any) -> list[float]:
+    """Wrap ``manager.embed`` so the seconds spent in it add up in the returned one-item list."""
+    seconds = [0.0]
+    real = manager.embed
+
+    def timed(texts: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return real(texts, **kwargs)
+        finally:
+            seconds[0] += time.perf_counter() - started
+
+    manager.embed = timed  # type: ignore[method-assign]
+    return seconds
+
+
 def bench_indexing(folder: Path, chunks: int, model_chunks: int) -> dict[str, Any]:
     from ..docs.index import add
 
@@ -74,17 +90,7 @@ def bench_indexing(folder: Path, chunks: int, model_chunks: int) -> dict[str, An
         target.mkdir()
         _real_files(target, wanted)
         manager = _manager(fake)
-        embed_seconds = [0.0]
-        real = manager.embed
-
-        def timed(texts: Any, **kwargs: Any) -> Any:
-            started = time.perf_counter()
-            try:
-                return real(texts, **kwargs)
-            finally:
-                embed_seconds[0] += time.perf_counter() - started
-
-        manager.embed = timed  # type: ignore[method-assign]
+        embed_seconds = _time_embedding(manager)
         started = time.perf_counter()
         report = add("bench-fake" if fake else "bench-real", target, manager=manager, progress=False)
         seconds = time.perf_counter() - started
@@ -172,17 +178,7 @@ def bench_reindex(folder: Path, files: int = 500) -> dict[str, Any]:
     _fill(collection, rng, files, 2, probe.dim, folder)
     changed = folder / "file0123.md"
     changed.write_text(changed.read_text() + "\n\nA new paragraph about the harbour crane schedule.")
-    embed_seconds = [0.0]
-    real = manager.embed
-
-    def timed(texts: Any, **kwargs: Any) -> Any:
-        started = time.perf_counter()
-        try:
-            return real(texts, **kwargs)
-        finally:
-            embed_seconds[0] += time.perf_counter() - started
-
-    manager.embed = timed  # type: ignore[method-assign]
+    embed_seconds = _time_embedding(manager)
     started = time.perf_counter()
     report = add("bench-reindex", manager=manager, progress=False)
     total = time.perf_counter() - started
